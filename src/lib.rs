@@ -16,6 +16,7 @@ pub mod cli;
 pub mod conninfo;
 pub mod db;
 pub mod desired;
+pub mod env;
 pub mod error;
 pub mod exit;
 pub mod logging;
