@@ -1,1 +1,30 @@
-//! TODO
+//! The top-level error: one variant per layer, each mapped to a documented
+//! exit code (see [`crate::exit`]).
+
+use crate::conninfo::ConnError;
+use crate::db::DbError;
+use crate::exit;
+use crate::users_file::InputError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Settings(#[from] ConnError),
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("{failed} of {total} tenants failed")]
+    TenantsFailed { failed: usize, total: usize },
+    #[error("failed to start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Settings(_) | Error::Input(_) => exit::INVALID_INPUT,
+            Error::Db(_) | Error::TenantsFailed { .. } | Error::Runtime(_) => exit::FAILURE,
+        }
+    }
+}

@@ -1,3 +1,23 @@
+//! The `pgtenant` binary: parse the command line, run, map the outcome to a
+//! documented exit code. Everything else lives in the library.
+
+use clap::Parser;
+use pgtenant::{cli::Cli, env::Env, exit, run};
+
 fn main() {
-    println!("Hello, world!");
+    let cli = Cli::parse();
+    let code = match run::run(cli, Env::from_process()) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e}");
+            // Logging may be filtered out (--log-level); the reason must still show.
+            if !tracing::enabled!(tracing::Level::ERROR) {
+                eprintln!("pgtenant: {e}");
+            }
+            e.exit_code()
+        }
+    };
+    debug_assert!([exit::SUCCESS, exit::FAILURE, exit::INVALID_INPUT, exit::CHANGES_PENDING]
+        .contains(&code));
+    std::process::exit(code);
 }

@@ -1,1 +1,227 @@
-//! TODO
+//! One reconcile: connect, read the catalog, plan, and (for `apply`) change
+//! what differs. The commands `apply`, `plan` and `status` and the long-running
+//! mode all go through here.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio_postgres::Client;
+use tracing::{info, warn};
+
+use crate::apply::{self, Outcome, TenantOutcome};
+use crate::catalog::{self, Observed, ServerInfo};
+use crate::conninfo::ConnSettings;
+use crate::db::{self, DbError};
+use crate::desired::Desired;
+use crate::password::{self, PasswordCheck};
+use crate::plan::{self, Options, Plan};
+
+/// Remembers, in memory only, which (role, stored secret, password) triples
+/// were already found to match, so a resync in which nothing changed does not
+/// recompute SCRAM keys. Only digests are kept.
+#[derive(Default)]
+pub struct CheckCache {
+    in_sync: HashSet<[u8; 32]>,
+}
+
+impl CheckCache {
+    fn key(role: &str, stored: &str, password: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for part in [role, stored, password] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        h.finalize().into()
+    }
+    pub fn len(&self) -> usize {
+        self.in_sync.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.in_sync.is_empty()
+    }
+}
+
+/// Checks every tenant's password against its stored secret, on all cores,
+/// skipping the checks the cache already vouches for.
+pub fn check_passwords(
+    desired: &Desired,
+    observed: &Observed,
+    mut cache: Option<&mut CheckCache>,
+) -> Vec<PasswordCheck> {
+    let server = &observed.server;
+    let inputs: Vec<(&str, Option<&str>, &str)> = desired
+        .tenants
+        .iter()
+        .map(|t| {
+            let stored = observed
+                .roles
+                .get(&t.role)
+                .and_then(|r| r.password.as_deref());
+            (t.role.as_str(), stored, t.password.expose())
+        })
+        .collect();
+    let cached: Vec<bool> = inputs
+        .iter()
+        .map(|(role, stored, pw)| match (&cache, stored) {
+            (Some(c), Some(s)) => c.in_sync.contains(&CheckCache::key(role, s, pw)),
+            _ => false,
+        })
+        .collect();
+    let work: Vec<usize> = (0..inputs.len()).filter(|&i| !cached[i]).collect();
+    let results = crate::parallel::map(&work, |&i| {
+        let (role, stored, pw) = inputs[i];
+        password::check(
+            stored,
+            server.can_read_passwords,
+            role,
+            pw,
+            server.password_encryption,
+        )
+    });
+    let mut checks = vec![PasswordCheck::InSync; inputs.len()];
+    for (i, check) in work.into_iter().zip(results) {
+        checks[i] = check;
+        if let (Some(c), PasswordCheck::InSync, (role, Some(stored), pw)) =
+            (cache.as_deref_mut(), check, inputs[i])
+        {
+            c.in_sync.insert(CheckCache::key(role, stored, pw));
+        }
+    }
+    checks
+}
+
+/// An admin session with the server's facts, refusing a standby.
+pub async fn open(settings: &ConnSettings) -> Result<(Client, ServerInfo), DbError> {
+    let client = db::connect(settings, None).await?;
+    let server = catalog::server_info(&client).await?;
+    if server.in_recovery {
+        return Err(DbError::Standby(settings.endpoint()));
+    }
+    Ok((client, server))
+}
+
+/// Reads the observed state and checks passwords.
+pub async fn observe(
+    client: &Client,
+    settings: &ConnSettings,
+    server: ServerInfo,
+    desired: &Desired,
+    cache: Option<&mut CheckCache>,
+) -> Result<(Observed, Vec<PasswordCheck>), DbError> {
+    let mut observed =
+        catalog::observe(client, server, &desired.roles(), &desired.databases()).await?;
+    catalog::observe_public_schemas(settings, &mut observed).await?;
+    let checks = check_passwords(desired, &observed, cache);
+    Ok((observed, checks))
+}
+
+/// The plan `apply` would carry out now.
+pub async fn plan(
+    settings: &ConnSettings,
+    desired: &Desired,
+    options: Options,
+) -> Result<(Plan, ServerInfo), DbError> {
+    let (client, server) = open(settings).await?;
+    let (observed, checks) = observe(&client, settings, server.clone(), desired, None).await?;
+    Ok((plan::plan(desired, &observed, &checks, options), server))
+}
+
+/// The result of one `apply`.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub outcomes: Vec<TenantOutcome>,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub tenants: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+}
+
+impl Report {
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary {
+            tenants: self.outcomes.len(),
+            ..Summary::default()
+        };
+        for o in &self.outcomes {
+            match o.outcome {
+                Outcome::Created => s.created += 1,
+                Outcome::Updated => s.updated += 1,
+                Outcome::Unchanged => s.unchanged += 1,
+                Outcome::Refused(_) | Outcome::Failed(_) => s.failed += 1,
+            }
+        }
+        s
+    }
+
+    pub fn is_success(&self) -> bool {
+        self.outcomes.iter().all(|o| o.outcome.is_ok())
+    }
+
+    /// Logs the one-line summary: `3 tenants: 1 created, 1 updated, 1 unchanged (42 ms)`.
+    pub fn log_summary(&self) {
+        let s = self.summary();
+        let ms = self.elapsed.as_millis() as u64;
+        let mut text = format!(
+            "{} tenant{}: {} created, {} updated, {} unchanged",
+            s.tenants,
+            if s.tenants == 1 { "" } else { "s" },
+            s.created,
+            s.updated,
+            s.unchanged
+        );
+        if s.failed > 0 {
+            text.push_str(&format!(", {} failed", s.failed));
+        }
+        text.push_str(&format!(" ({ms} ms)"));
+        if s.failed > 0 {
+            warn!(
+                tenants = s.tenants,
+                created = s.created,
+                updated = s.updated,
+                unchanged = s.unchanged,
+                failed = s.failed,
+                duration_ms = ms,
+                "{text}"
+            );
+        } else {
+            info!(
+                tenants = s.tenants,
+                created = s.created,
+                updated = s.updated,
+                unchanged = s.unchanged,
+                failed = s.failed,
+                duration_ms = ms,
+                "{text}"
+            );
+        }
+    }
+}
+
+/// Reconciles once: lock, read, plan, apply. Holding the advisory lock from
+/// before the catalog is read until the end means that a concurrent run sees
+/// this run's result and plans nothing for it.
+pub async fn apply(
+    settings: &ConnSettings,
+    desired: &Desired,
+    options: Options,
+    cache: Option<&mut CheckCache>,
+) -> Result<Report, DbError> {
+    let started = Instant::now();
+    let (client, server) = open(settings).await?;
+    db::lock(&client).await?;
+    let (observed, checks) = observe(&client, settings, server.clone(), desired, cache).await?;
+    let plan = plan::plan(desired, &observed, &checks, options);
+    let outcomes = apply::apply(&client, settings, &server, desired, &plan).await?;
+    Ok(Report {
+        outcomes,
+        elapsed: started.elapsed(),
+    })
+}

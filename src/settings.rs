@@ -1,1 +1,54 @@
-//! TODO
+//! Configuration, phase two: the raw command line and a snapshot of the
+//! environment become one validated, immutable [`Settings`]. Nothing reads the
+//! environment after this.
+
+use std::path::PathBuf;
+
+use crate::cli::{Cli, Command, LogFormat, LogLevel};
+use crate::conninfo::{self, ConnError, ConnFlags, ConnSettings};
+use crate::env::Env;
+use crate::plan::Options;
+use crate::render::Format;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub conn: ConnSettings,
+    pub users_file: PathBuf,
+    pub options: Options,
+    pub log_format: LogFormat,
+    pub log_level: LogLevel,
+    pub command: CommandSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandSettings {
+    Apply,
+    Plan { exit_code: bool, output: Format },
+    Status { output: Format },
+}
+
+pub fn resolve(cli: Cli, env: &Env) -> Result<Settings, ConnError> {
+    let g = cli.global;
+    let flags = ConnFlags {
+        host: g.host,
+        port: g.port,
+        user: g.username,
+        dbname: g.dbname,
+    };
+    let conn = conninfo::resolve(&flags, env)?;
+    let command = match cli.command {
+        Command::Apply => CommandSettings::Apply,
+        Command::Plan { exit_code, output } => CommandSettings::Plan { exit_code, output },
+        Command::Status { output } => CommandSettings::Status { output },
+    };
+    Ok(Settings {
+        conn,
+        users_file: g.users,
+        options: Options {
+            isolation: !g.no_isolation,
+        },
+        log_format: g.log_format,
+        log_level: g.log_level,
+        command,
+    })
+}
