@@ -583,13 +583,15 @@ mod tests {
         }
     }
 
-    fn arb_tenant_state() -> impl proptest::strategy::Strategy<
-        Value = (
-            Option<(bool, bool)>,
-            u8,
-            Option<(bool, bool, bool, Option<(bool, bool)>)>,
-        ),
-    > {
+    /// (role: (login, superuser)), password check, (database: (owned, PUBLIC
+    /// CONNECT, PUBLIC TEMPORARY, schema public: (owned, PUBLIC CREATE))).
+    type TenantState = (
+        Option<(bool, bool)>,
+        u8,
+        Option<(bool, bool, bool, Option<(bool, bool)>)>,
+    );
+
+    fn arb_tenant_state() -> impl proptest::strategy::Strategy<Value = TenantState> {
         use proptest::prelude::*;
         (
             proptest::option::of((any::<bool>(), proptest::bool::weighted(0.1))),

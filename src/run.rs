@@ -17,6 +17,9 @@ use crate::{exit, logging, reconcile, status, users_file};
 pub fn run(cli: Cli, env: Env) -> Result<i32, Error> {
     logging::init(cli.global.log_format, cli.global.log_level);
     let settings = settings::resolve(cli, &env)?;
+    for w in &settings.conn.warnings {
+        warn!("{w}");
+    }
     let desired = load_input(&settings)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

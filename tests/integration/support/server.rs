@@ -39,8 +39,9 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 
-/// Majors that `scripts/fetch-postgres` knows (see `scripts/postgres-versions`).
-const KNOWN_MAJORS: [u32; 6] = [13, 14, 15, 16, 17, 18];
+/// The pins `scripts/fetch-postgres` installs from, the one list of the
+/// majors `PGTENANT_TEST_PG` may name.
+const POSTGRES_VERSIONS: &str = include_str!("../../../scripts/postgres-versions");
 const HOST: &str = "127.0.0.1";
 const SUPERUSER: &str = "postgres";
 /// Generous: under parallel tests on two cores, initdb plus a first start can
@@ -60,10 +61,11 @@ const DEFAULT_CONF: &[(&str, &str)] = &[
     ("max_connections", "100"),
     // Many servers run at once; keep each small.
     ("shared_buffers", "32MB"),
-    // Durability is pointless for a throwaway server and costs seconds.
+    // Surviving an OS crash is pointless for a throwaway server and costs
+    // seconds. Commits are still written to the kernel before they return, so
+    // `kill()` (a process crash) loses nothing committed; hence
+    // synchronous_commit and full_page_writes stay on.
     ("fsync", "off"),
-    ("synchronous_commit", "off"),
-    ("full_page_writes", "off"),
     // The postmaster's stderr goes to server.log; a collector would take it away.
     ("logging_collector", "off"),
     ("log_line_prefix", "%m [%p] %q%u@%d "),
@@ -109,7 +111,8 @@ pub struct PgServer {
     owner: Option<Owner>,
     data_dir: PathBuf,
     log_path: PathBuf,
-    // Last: fields drop in order, and the directory must outlive the server.
+    /// Removed when dropped, which happens after `Drop::drop` has stopped the
+    /// server.
     dir: tempfile::TempDir,
 }
 
@@ -208,7 +211,20 @@ impl PgServer {
 
     /// [`query_db`](Self::query_db) that returns the error instead.
     pub fn try_query_db(&self, db: &str, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
-        let login = self.login(SUPERUSER, &self.password, db);
+        self.exec_as(SUPERUSER, &self.password, db, sql)
+    }
+
+    /// Logs in over TCP as `user` and runs `sql` (simple query protocol);
+    /// the rows, or the login's or the statement's error as text. For proving
+    /// what a tenant may do in its database.
+    pub fn exec_as(
+        &self,
+        user: &str,
+        password: &str,
+        db: &str,
+        sql: &str,
+    ) -> Result<Vec<Vec<Option<String>>>, String> {
+        let login = self.login(user, password, db);
         blocking(|rt| rt.block_on(login.simple_query(sql)))
     }
 
@@ -286,7 +302,8 @@ impl PgServer {
         server.launch(true);
         if let Some(wanted) = wanted_major() {
             assert_eq!(
-                server.major, wanted,
+                server.major,
+                wanted,
                 "PGTENANT_TEST_PG={wanted} but {} runs PostgreSQL {}",
                 server.bin_dir.display(),
                 server.major
@@ -372,21 +389,20 @@ impl PgServer {
         let login = self.login(SUPERUSER, &self.password, "postgres");
         blocking(|rt| {
             let deadline = Instant::now() + READY_TIMEOUT;
-            let mut last_error = String::from("none yet");
             loop {
                 if let Some(status) = child.try_wait().expect("poll postgres") {
                     return Err(Failure::Exited(status));
                 }
                 let sql = "SELECT current_setting('server_version_num')";
-                match rt.block_on(login.simple_query(sql)) {
+                let last_error = match rt.block_on(login.simple_query(sql)) {
                     Ok(rows) => {
                         let num = rows.first().and_then(|r| r.first().cloned().flatten());
                         return Ok(num
                             .and_then(|n| n.parse().ok())
                             .expect("server_version_num is a number"));
                     }
-                    Err(e) => last_error = e,
-                }
+                    Err(e) => e,
+                };
                 if Instant::now() > deadline {
                     return Err(Failure::Timeout(last_error));
                 }
@@ -554,7 +570,7 @@ fn lookup_user(name: &str) -> Option<Owner> {
             buf.len(),
             &mut result,
         );
-        (rc == 0 && !result.is_null()).then(|| Owner {
+        (rc == 0 && !result.is_null()).then_some(Owner {
             uid: pwd.pw_uid,
             gid: pwd.pw_gid,
         })
@@ -623,8 +639,8 @@ fn initdb(bin_dir: &Path, owner: Option<Owner>, dir: &Path, data_dir: &Path, pas
         .arg(format!("--pwfile={}", pwfile.display()))
         .output();
     let _ = fs::remove_file(&pwfile);
-    let output =
-        output.unwrap_or_else(|e| panic!("run {}/initdb: {e}{}", bin_dir.display(), owner_hint(owner)));
+    let output = output
+        .unwrap_or_else(|e| panic!("run {}/initdb: {e}{}", bin_dir.display(), owner_hint(owner)));
     assert!(
         output.status.success(),
         "initdb failed ({}){}\nstdout:\n{}\nstderr:\n{}",
@@ -727,9 +743,15 @@ fn wanted_major() -> Option<u32> {
     if value.is_empty() {
         return None;
     }
+    let known: Vec<u32> = POSTGRES_VERSIONS
+        .lines()
+        .filter_map(|line| line.split_whitespace().next()?.parse().ok())
+        .collect();
     match value.parse() {
-        Ok(major) if KNOWN_MAJORS.contains(&major) => Some(major),
-        _ => panic!("PGTENANT_TEST_PG={value:?}: expected one of {KNOWN_MAJORS:?}"),
+        Ok(major) if known.contains(&major) => Some(major),
+        _ => panic!(
+            "PGTENANT_TEST_PG={value:?}: expected one of {known:?} (scripts/postgres-versions)"
+        ),
     }
 }
 
