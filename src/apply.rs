@@ -11,7 +11,7 @@ use crate::conninfo::ConnSettings;
 use crate::db::{self, DbError};
 use crate::desired::Desired;
 use crate::password;
-use crate::plan::{Action, Plan, PasswordReason, Step};
+use crate::plan::{Action, PasswordReason, Plan, Step};
 use crate::sql::{self, quote_ident, Statement};
 
 /// What happened to one tenant.
@@ -125,9 +125,8 @@ fn make_verifiers(
         .iter()
         .zip(results)
         .map(|((role, _), v)| {
-            v.map(|v| ((*role).to_owned(), v)).map_err(|e| {
-                DbError::Unsupported(format!("failed to generate a random salt: {e}"))
-            })
+            v.map(|v| ((*role).to_owned(), v))
+                .map_err(|e| DbError::Unsupported(format!("failed to generate a random salt: {e}")))
         })
         .collect()
 }
@@ -189,7 +188,14 @@ async fn run_step(
                 .filter_map(|(on, p)| on.then_some(p))
                 .collect();
             let stmt = sql::revoke_database_from_public(database, &privileges);
-            execute(client, server, &stmt, "revoke privileges on database", database).await?;
+            execute(
+                client,
+                server,
+                &stmt,
+                "revoke privileges on database",
+                database,
+            )
+            .await?;
             info!(database = %database, action = "revoke_public",
                 "revoked {} on database {} from PUBLIC", privileges.join(", "), quote_ident(database));
         }
@@ -201,15 +207,27 @@ async fn run_step(
             let tenant_db = db::connect(settings, Some(database)).await?;
             if let Some(owner) = owner {
                 let stmt = sql::alter_public_schema_owner(owner);
-                execute(&tenant_db, server, &stmt, "change owner of schema public in", database)
-                    .await?;
+                execute(
+                    &tenant_db,
+                    server,
+                    &stmt,
+                    "change owner of schema public in",
+                    database,
+                )
+                .await?;
                 info!(database = %database, owner = %owner, action = "alter_schema_owner",
                     "made {} owner of schema public in database {}", quote_ident(owner), quote_ident(database));
             }
             if *revoke_create {
                 let stmt = sql::revoke_create_on_public_schema();
-                execute(&tenant_db, server, &stmt, "revoke CREATE on schema public in", database)
-                    .await?;
+                execute(
+                    &tenant_db,
+                    server,
+                    &stmt,
+                    "revoke CREATE on schema public in",
+                    database,
+                )
+                .await?;
                 info!(database = %database, action = "revoke_schema_create",
                     "revoked CREATE on schema public in database {} from PUBLIC", quote_ident(database));
             }

@@ -398,28 +398,35 @@ mod tests {
         }
     }
 
-    fn observed(
-        version: u32,
-        roles: Vec<ObservedRole>,
-        dbs: Vec<ObservedDatabase>,
-    ) -> Observed {
+    fn observed(version: u32, roles: Vec<ObservedRole>, dbs: Vec<ObservedDatabase>) -> Observed {
         Observed {
             server: server(version),
             roles: roles.into_iter().map(|r| (r.name.clone(), r)).collect(),
-            databases: dbs.into_iter().map(|d| (d.name.clone(), d)).collect::<HashMap<_, _>>(),
+            databases: dbs
+                .into_iter()
+                .map(|d| (d.name.clone(), d))
+                .collect::<HashMap<_, _>>(),
         }
     }
 
     const ISOLATED: Options = Options { isolation: true };
 
     fn lines(plan: &Plan) -> Vec<String> {
-        plan.changes.iter().map(crate::render::change_line).collect()
+        plan.changes
+            .iter()
+            .map(crate::render::change_line)
+            .collect()
     }
 
     #[test]
     fn everything_missing_creates_role_and_database() {
         let d = desired(&["keycloak"]);
-        let p = plan(&d, &observed(150000, vec![], vec![]), &[PasswordCheck::Missing], ISOLATED);
+        let p = plan(
+            &d,
+            &observed(150000, vec![], vec![]),
+            &[PasswordCheck::Missing],
+            ISOLATED,
+        );
         insta::assert_snapshot!(crate::render::plan_text(&p, 1), @r#"
         + role "keycloak" (login, password)
         + database "keycloak_db" (owner "keycloak", revoke CONNECT, TEMPORARY from PUBLIC)
@@ -434,7 +441,10 @@ mod tests {
         let o = observed(150000, vec![role("a")], vec![database("a_db", "a")]);
         let p = plan(&d, &o, &[PasswordCheck::InSync], ISOLATED);
         assert!(p.is_empty(), "{p:?}");
-        assert_eq!(crate::render::plan_text(&p, 1), "No changes: 1 tenant in sync.\n");
+        assert_eq!(
+            crate::render::plan_text(&p, 1),
+            "No changes: 1 tenant in sync.\n"
+        );
     }
 
     #[test]
@@ -447,7 +457,12 @@ mod tests {
         let o = observed(
             160000,
             vec![role("a"), nologin, role("c"), role("d")],
-            vec![database("a_db", "a"), database("b_db", "b"), open_db, database("d_db", "someone")],
+            vec![
+                database("a_db", "a"),
+                database("b_db", "b"),
+                open_db,
+                database("d_db", "someone"),
+            ],
         );
         let checks = [
             PasswordCheck::Differs,
@@ -471,7 +486,10 @@ mod tests {
         let d = desired(&["a"]);
         let o = observed(150000, vec![role("a")], vec![]);
         let p = plan(&d, &o, &[PasswordCheck::InSync], ISOLATED);
-        assert_eq!(lines(&p), [r#"+ database "a_db" (owner "a", revoke CONNECT, TEMPORARY from PUBLIC)"#]);
+        assert_eq!(
+            lines(&p),
+            [r#"+ database "a_db" (owner "a", revoke CONNECT, TEMPORARY from PUBLIC)"#]
+        );
     }
 
     #[test]
@@ -480,9 +498,19 @@ mod tests {
         let mut db = database("a_db", "a");
         db.public_connect = true;
         db.public_temporary = true;
-        let p = plan(&d, &observed(150000, vec![role("a")], vec![db]), &[PasswordCheck::InSync], Options { isolation: false });
+        let p = plan(
+            &d,
+            &observed(150000, vec![role("a")], vec![db]),
+            &[PasswordCheck::InSync],
+            Options { isolation: false },
+        );
         assert!(p.is_empty());
-        let p = plan(&d, &observed(150000, vec![], vec![]), &[PasswordCheck::Missing], Options { isolation: false });
+        let p = plan(
+            &d,
+            &observed(150000, vec![], vec![]),
+            &[PasswordCheck::Missing],
+            Options { isolation: false },
+        );
         assert_eq!(p.changes[1].steps.len(), 1);
     }
 
@@ -500,13 +528,37 @@ mod tests {
             public_create: false,
         });
         let o = observed(140005, vec![role("a"), role("b")], vec![db, fixed]);
-        let p = plan(&d, &o, &[PasswordCheck::InSync, PasswordCheck::InSync], ISOLATED);
+        let p = plan(
+            &d,
+            &o,
+            &[PasswordCheck::InSync, PasswordCheck::InSync],
+            ISOLATED,
+        );
         insta::assert_snapshot!(lines(&p).join("\n"), @r#"~ database "a_db": schema public owner "a" (was "postgres"), revoke CREATE on schema public from PUBLIC"#);
-        let p = plan(&desired(&["n"]), &observed(130000, vec![], vec![]), &[PasswordCheck::Missing], ISOLATED);
-        assert!(p.changes[1].steps.iter().any(|s| matches!(s, Step::PublicSchema { revoke_create: true, .. })));
+        let p = plan(
+            &desired(&["n"]),
+            &observed(130000, vec![], vec![]),
+            &[PasswordCheck::Missing],
+            ISOLATED,
+        );
+        assert!(p.changes[1].steps.iter().any(|s| matches!(
+            s,
+            Step::PublicSchema {
+                revoke_create: true,
+                ..
+            }
+        )));
         // 15 and newer: the database owner owns schema public already.
-        let p = plan(&desired(&["n"]), &observed(150000, vec![], vec![]), &[PasswordCheck::Missing], ISOLATED);
-        assert!(!p.changes[1].steps.iter().any(|s| matches!(s, Step::PublicSchema { .. })));
+        let p = plan(
+            &desired(&["n"]),
+            &observed(150000, vec![], vec![]),
+            &[PasswordCheck::Missing],
+            ISOLATED,
+        );
+        assert!(!p.changes[1]
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::PublicSchema { .. })));
     }
 
     #[test]
@@ -515,7 +567,12 @@ mod tests {
         let mut boss = role("boss");
         boss.superuser = true;
         let o = observed(150000, vec![boss], vec![]);
-        let p = plan(&d, &o, &[PasswordCheck::Differs, PasswordCheck::Missing], ISOLATED);
+        let p = plan(
+            &d,
+            &o,
+            &[PasswordCheck::Differs, PasswordCheck::Missing],
+            ISOLATED,
+        );
         assert_eq!(p.conflicts.len(), 1);
         assert!(p.conflicts[0].reason.contains("SUPERUSER"));
         assert!(p.changes.iter().all(|c| c.tenant == "ok"));
@@ -524,7 +581,12 @@ mod tests {
     #[test]
     fn plan_json_shape() {
         let d = desired(&["a"]);
-        let p = plan(&d, &observed(150000, vec![], vec![]), &[PasswordCheck::Missing], ISOLATED);
+        let p = plan(
+            &d,
+            &observed(150000, vec![], vec![]),
+            &[PasswordCheck::Missing],
+            ISOLATED,
+        );
         insta::assert_snapshot!(crate::render::plan_json(&p));
     }
 
@@ -540,7 +602,10 @@ mod tests {
                     let r = observed.roles.get_mut(role).unwrap();
                     r.can_login |= *login;
                 }
-                Step::CreateDatabase { database: name, owner } => {
+                Step::CreateDatabase {
+                    database: name,
+                    owner,
+                } => {
                     let mut db = database(name, owner);
                     db.public_connect = true;
                     db.public_temporary = true;

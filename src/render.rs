@@ -75,9 +75,7 @@ pub fn plan_json(plan: &Plan) -> String {
 }
 
 pub fn status_text(rows: &[Row]) -> String {
-    let header = [
-        "ROLE", "LOGIN", "DATABASE", "OWNER", "PASSWORD", "ISOLATED",
-    ];
+    let header = ["ROLE", "LOGIN", "DATABASE", "OWNER", "PASSWORD", "ISOLATED"];
     let table: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {

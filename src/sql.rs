@@ -201,7 +201,10 @@ mod tests {
         assert!(!format!("{s:?}").contains("SCRAM"));
         assert!(!alter_role("r", true, None).is_secret());
         assert!(alter_role("r", false, Some("v")).is_secret());
-        assert_eq!(alter_role("r", true, None).text(), r#"ALTER ROLE "r" LOGIN"#);
+        assert_eq!(
+            alter_role("r", true, None).text(),
+            r#"ALTER ROLE "r" LOGIN"#
+        );
     }
 
     proptest! {

@@ -66,7 +66,11 @@ pub fn rows(desired: &Desired, observed: &Observed, checks: &[PasswordCheck]) ->
                     Presence::Missing
                 },
                 owner: db.map(|d| d.owner.clone()),
-                password: if role.is_some() { check.as_str() } else { "none" },
+                password: if role.is_some() {
+                    check.as_str()
+                } else {
+                    "none"
+                },
                 isolated: db.is_some_and(|d| plan::is_isolated(d, &t.role, schema_fix)),
             }
         })

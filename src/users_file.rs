@@ -418,8 +418,14 @@ mod tests {
         assert!(matches!(got[7].1, Problem::ControlCharacter(_)));
         assert!(matches!(got[8].1, Problem::DatabaseTooLong { len: 64, .. }));
         assert!(matches!(got[9].1, Problem::RoleTooLong { len: 64, .. }));
-        assert!(matches!(got[10].1, Problem::Duplicate { first_line: 12, .. }));
-        assert!(matches!(got[11].1, Problem::CaseDuplicate { first_line: 12, .. }));
+        assert!(matches!(
+            got[10].1,
+            Problem::Duplicate { first_line: 12, .. }
+        ));
+        assert!(matches!(
+            got[11].1,
+            Problem::CaseDuplicate { first_line: 12, .. }
+        ));
         assert!(matches!(got[12].1, Problem::NulInPassword(_)));
         assert_eq!(got[13].1, Problem::NotUtf8);
     }
@@ -447,8 +453,12 @@ mod tests {
 
     #[test]
     fn error_display_points_at_file_and_line() {
-        let err = parse(Path::new("/run/secrets/db_users.secret"), b"a:1\nbroken\n", "admin")
-            .unwrap_err();
+        let err = parse(
+            Path::new("/run/secrets/db_users.secret"),
+            b"a:1\nbroken\n",
+            "admin",
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "/run/secrets/db_users.secret:2: expected user:password, found no ':'"

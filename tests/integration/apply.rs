@@ -7,7 +7,11 @@ use crate::support::server::PgServer;
 const ARTICLE_USERS: &str = include_str!("../../examples/db_users.secret");
 
 fn one(server: &PgServer, sql: &str) -> Option<String> {
-    server.query(sql).into_iter().next().and_then(|r| r.into_iter().next().flatten())
+    server
+        .query(sql)
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten())
 }
 
 /// Verifiers, owners and ACLs of the given tenants, for byte-for-byte
@@ -49,7 +53,11 @@ fn article_example_provisions_both_tenants() {
         r#"created role "dolibarr""#,
         "2 tenants: 2 created, 0 updated, 0 unchanged",
     ] {
-        assert!(out.stderr.contains(line), "missing {line:?} in\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(line),
+            "missing {line:?} in\n{}",
+            out.stderr
+        );
     }
     server
         .try_connect("keycloak", "K3cl0@kPassssaPk@0lc3K", "keycloak_db")
@@ -57,14 +65,36 @@ fn article_example_provisions_both_tenants() {
     server
         .try_connect("dolibarr", "D0l1p@ssss@p1l0D", "dolibarr_db")
         .expect("dolibarr logs in to its database");
-    assert_eq!(one(&server, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'keycloak_db'").as_deref(), Some("keycloak"));
+    assert_eq!(
+        one(
+            &server,
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'keycloak_db'"
+        )
+        .as_deref(),
+        Some("keycloak")
+    );
 
     let status = run(&server, users.path(), &["status"]);
     status.assert_code(0);
     assert!(status.stdout.starts_with("ROLE"), "{}", status.stdout);
-    let keycloak = status.stdout.lines().find(|l| l.starts_with("\"keycloak\"")).unwrap();
+    let keycloak = status
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("\"keycloak\""))
+        .unwrap();
     let cells: Vec<&str> = keycloak.split_whitespace().collect();
-    assert_eq!(cells, ["\"keycloak\"", "yes", "\"keycloak_db\"", "\"keycloak\"", "in", "sync", "yes"]);
+    assert_eq!(
+        cells,
+        [
+            "\"keycloak\"",
+            "yes",
+            "\"keycloak_db\"",
+            "\"keycloak\"",
+            "in",
+            "sync",
+            "yes"
+        ]
+    );
 }
 
 #[test]
@@ -77,11 +107,20 @@ fn second_run_changes_nothing() {
 
     let out = run(&server, users.path(), &["apply"]);
     out.assert_code(0);
-    assert!(out.stderr.contains("3 tenants: 0 created, 0 updated, 3 unchanged"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("3 tenants: 0 created, 0 updated, 3 unchanged"),
+        "{}",
+        out.stderr
+    );
     let plan = run(&server, users.path(), &["plan", "--exit-code"]);
     plan.assert_code(0);
     assert_eq!(plan.stdout, "No changes: 3 tenants in sync.\n");
-    assert_eq!(catalog_state(&server), before, "no verifier, owner or ACL may change");
+    assert_eq!(
+        catalog_state(&server),
+        before,
+        "no verifier, owner or ACL may change"
+    );
 }
 
 #[test]
@@ -92,11 +131,20 @@ fn password_change_is_applied_once() {
     users.write("app:new-password\n");
     let plan = run(&server, users.path(), &["plan", "--exit-code"]);
     plan.assert_code(3);
-    assert_eq!(plan.stdout, "~ role \"app\": password\nPlan: 0 to create, 1 to update.\n");
+    assert_eq!(
+        plan.stdout,
+        "~ role \"app\": password\nPlan: 0 to create, 1 to update.\n"
+    );
     let out = run(&server, users.path(), &["apply"]);
     out.assert_code(0);
-    assert!(out.stderr.contains(r#"updated password of role "app""#), "{}", out.stderr);
-    server.try_connect("app", "new-password", "app_db").expect("new password works");
+    assert!(
+        out.stderr.contains(r#"updated password of role "app""#),
+        "{}",
+        out.stderr
+    );
+    server
+        .try_connect("app", "new-password", "app_db")
+        .expect("new password works");
     assert!(server.try_connect("app", "old-password", "app_db").is_err());
     run(&server, users.path(), &["plan", "--exit-code"]).assert_code(0);
 }
@@ -108,9 +156,21 @@ fn owner_changed_by_hand_is_restored() {
     run(&server, users.path(), &["apply"]).assert_code(0);
     server.query("ALTER DATABASE app_db OWNER TO postgres");
     let plan = run(&server, users.path(), &["plan"]);
-    assert!(plan.stdout.contains(r#"~ database "app_db": owner "app" (was "postgres")"#), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains(r#"~ database "app_db": owner "app" (was "postgres")"#),
+        "{}",
+        plan.stdout
+    );
     run(&server, users.path(), &["apply"]).assert_code(0);
-    assert_eq!(one(&server, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'app_db'").as_deref(), Some("app"));
+    assert_eq!(
+        one(
+            &server,
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'app_db'"
+        )
+        .as_deref(),
+        Some("app")
+    );
     run(&server, users.path(), &["plan", "--exit-code"]).assert_code(0);
 }
 
@@ -120,10 +180,21 @@ fn role_created_by_hand_gets_its_database() {
     server.query("CREATE ROLE handmade NOLOGIN");
     let users = UsersFile::new("handmade:pw\n");
     let plan = run(&server, users.path(), &["plan"]);
-    assert!(plan.stdout.contains("~ role \"handmade\": login, password (none set)"), "{}", plan.stdout);
-    assert!(plan.stdout.contains("+ database \"handmade_db\""), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("~ role \"handmade\": login, password (none set)"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("+ database \"handmade_db\""),
+        "{}",
+        plan.stdout
+    );
     run(&server, users.path(), &["apply"]).assert_code(0);
-    server.try_connect("handmade", "pw", "handmade_db").expect("logs in");
+    server
+        .try_connect("handmade", "pw", "handmade_db")
+        .expect("logs in");
 }
 
 #[test]
@@ -139,14 +210,19 @@ fn hostile_passwords_log_in_exactly() {
         ("unicode", "pässwörd-日本語-ß"),
         ("sqlinj", "x'; DROP ROLE postgres; --"),
     ];
-    let content: String = passwords.iter().map(|(u, p)| format!("{u}:{p}\n")).collect();
+    let content: String = passwords
+        .iter()
+        .map(|(u, p)| format!("{u}:{p}\n"))
+        .collect();
     let users = UsersFile::new(content);
     run(&server, users.path(), &["apply"]).assert_code(0);
     for (user, password) in passwords {
         server
             .try_connect(user, password, &format!("{user}_db"))
             .unwrap_or_else(|e| panic!("{user} cannot log in: {e}"));
-        assert!(server.try_connect(user, "wrong", &format!("{user}_db")).is_err());
+        assert!(server
+            .try_connect(user, "wrong", &format!("{user}_db"))
+            .is_err());
     }
     run(&server, users.path(), &["plan", "--exit-code"]).assert_code(0);
 }
@@ -157,11 +233,28 @@ fn names_with_dash_upper_case_and_digits() {
     let users = UsersFile::new("my-app:pw1\nMyApp:pw2\napp2024:pw3\n");
     let out = run(&server, users.path(), &["apply"]);
     out.assert_code(0);
-    assert!(out.stderr.contains("upper-case"), "a warning names the upper-case user: {}", out.stderr);
-    server.try_connect("my-app", "pw1", "my-app_db").expect("dash");
-    server.try_connect("MyApp", "pw2", "MyApp_db").expect("upper case kept");
-    server.try_connect("app2024", "pw3", "app2024_db").expect("digits");
-    assert_eq!(one(&server, "SELECT count(*) FROM pg_roles WHERE rolname = 'myapp'").as_deref(), Some("0"));
+    assert!(
+        out.stderr.contains("upper-case"),
+        "a warning names the upper-case user: {}",
+        out.stderr
+    );
+    server
+        .try_connect("my-app", "pw1", "my-app_db")
+        .expect("dash");
+    server
+        .try_connect("MyApp", "pw2", "MyApp_db")
+        .expect("upper case kept");
+    server
+        .try_connect("app2024", "pw3", "app2024_db")
+        .expect("digits");
+    assert_eq!(
+        one(
+            &server,
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'myapp'"
+        )
+        .as_deref(),
+        Some("0")
+    );
 }
 
 #[test]
@@ -172,15 +265,33 @@ fn invalid_input_changes_nothing() {
         (b"ok:pw\n:pw\n", ":2: empty user name"),
         (b"ok:pw\nu:\n", ":2: empty password"),
         (b"ok:pw\npg_x:pw\n", ":2: user name \"pg_x\" is reserved"),
-        (b"ok:pw\npublic:pw\n", ":2: user name \"public\" is reserved"),
-        (b"ok:pw\npostgres:pw\n", ":2: user name \"postgres\" is reserved"),
-        (b"ok:pw\ntemplate1:pw\n", ":2: user name \"template1\" is reserved"),
-        (b"ok:pw\nok:pw2\n", ":2: duplicate user \"ok\" (first defined on line 1)"),
-        (b"ok:pw\nb\x07ell:pw\n", ":2: user name \"b\\u{7}ell\" contains a control character"),
+        (
+            b"ok:pw\npublic:pw\n",
+            ":2: user name \"public\" is reserved",
+        ),
+        (
+            b"ok:pw\npostgres:pw\n",
+            ":2: user name \"postgres\" is reserved",
+        ),
+        (
+            b"ok:pw\ntemplate1:pw\n",
+            ":2: user name \"template1\" is reserved",
+        ),
+        (
+            b"ok:pw\nok:pw2\n",
+            ":2: duplicate user \"ok\" (first defined on line 1)",
+        ),
+        (
+            b"ok:pw\nb\x07ell:pw\n",
+            ":2: user name \"b\\u{7}ell\" contains a control character",
+        ),
         (b"ok:pw\nbad\xff:pw\n", ":2: line is not valid UTF-8"),
     ];
     let long = format!("ok:pw\n{}:pw\n", "x".repeat(61));
-    let mut all: Vec<(Vec<u8>, String)> = cases.iter().map(|(c, e)| (c.to_vec(), e.to_string())).collect();
+    let mut all: Vec<(Vec<u8>, String)> = cases
+        .iter()
+        .map(|(c, e)| (c.to_vec(), e.to_string()))
+        .collect();
     all.push((long.into_bytes(), ":2: database name".into()));
     for (content, expected) in all {
         let users = UsersFile::new(&content);
@@ -188,12 +299,30 @@ fn invalid_input_changes_nothing() {
             let out = run(&server, users.path(), &[cmd]);
             out.assert_code(2);
             let located = format!("{}{expected}", users.path().display());
-            assert!(out.stderr.contains(&located), "{cmd}: expected {located:?} in\n{}", out.stderr);
+            assert!(
+                out.stderr.contains(&located),
+                "{cmd}: expected {located:?} in\n{}",
+                out.stderr
+            );
         }
     }
     // The valid line `ok` was never applied.
-    assert_eq!(one(&server, "SELECT count(*) FROM pg_roles WHERE rolname = 'ok'").as_deref(), Some("0"));
-    assert_eq!(one(&server, "SELECT count(*) FROM pg_database WHERE datname = 'ok_db'").as_deref(), Some("0"));
+    assert_eq!(
+        one(
+            &server,
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'ok'"
+        )
+        .as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        one(
+            &server,
+            "SELECT count(*) FROM pg_database WHERE datname = 'ok_db'"
+        )
+        .as_deref(),
+        Some("0")
+    );
 }
 
 #[test]
@@ -201,7 +330,12 @@ fn admin_user_cannot_be_a_tenant() {
     let server = PgServer::start();
     server.query("CREATE ROLE boss LOGIN SUPERUSER PASSWORD 'boss-pw'");
     let users = UsersFile::new("boss:x\n");
-    let out = run_env(&server, users.path(), &["apply"], &[("PGUSER", "boss"), ("PGPASSWORD", "boss-pw")]);
+    let out = run_env(
+        &server,
+        users.path(),
+        &["apply"],
+        &[("PGUSER", "boss"), ("PGPASSWORD", "boss-pw")],
+    );
     out.assert_code(2);
     assert!(out.stderr.contains("is the admin user"), "{}", out.stderr);
 }
@@ -214,8 +348,12 @@ fn existing_superuser_is_never_taken_over() {
     let out = run(&server, users.path(), &["apply"]);
     out.assert_code(1);
     assert!(out.stderr.contains("SUPERUSER"), "{}", out.stderr);
-    server.try_connect("other_admin", "keep-me", "postgres").expect("password untouched");
-    server.try_connect("fine", "pw", "fine_db").expect("the other tenant is applied");
+    server
+        .try_connect("other_admin", "keep-me", "postgres")
+        .expect("password untouched");
+    server
+        .try_connect("fine", "pw", "fine_db")
+        .expect("the other tenant is applied");
 }
 
 #[test]
@@ -224,9 +362,16 @@ fn tenants_are_isolated_from_each_other() {
     let users = UsersFile::new("alice:alice-pw\nbob:bob-pw\n");
     run(&server, users.path(), &["apply"]).assert_code(0);
     server
-        .exec_as("alice", "alice-pw", "alice_db", "CREATE TABLE public.notes (id int); INSERT INTO public.notes VALUES (1)")
+        .exec_as(
+            "alice",
+            "alice-pw",
+            "alice_db",
+            "CREATE TABLE public.notes (id int); INSERT INTO public.notes VALUES (1)",
+        )
         .expect("alice creates a table in public of her database");
-    let err = server.try_connect("bob", "bob-pw", "alice_db").expect_err("bob cannot connect to alice_db");
+    let err = server
+        .try_connect("bob", "bob-pw", "alice_db")
+        .expect_err("bob cannot connect to alice_db");
     assert!(err.contains("permission denied"), "{err}");
     let err = server.try_connect("alice", "alice-pw", "postgres");
     // The maintenance database keeps PostgreSQL's defaults: pgtenant only
@@ -244,9 +389,16 @@ fn no_isolation_keeps_public_access() {
     let server = PgServer::start();
     let users = UsersFile::new("alice:alice-pw\nbob:bob-pw\n");
     run(&server, users.path(), &["apply", "--no-isolation"]).assert_code(0);
-    server.try_connect("bob", "bob-pw", "alice_db").expect("PUBLIC keeps CONNECT");
+    server
+        .try_connect("bob", "bob-pw", "alice_db")
+        .expect("PUBLIC keeps CONNECT");
     let plan = run(&server, users.path(), &["plan"]);
-    assert!(plan.stdout.contains("revoke CONNECT, TEMPORARY from PUBLIC"), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("revoke CONNECT, TEMPORARY from PUBLIC"),
+        "{}",
+        plan.stdout
+    );
 }
 
 #[test]
@@ -262,7 +414,9 @@ fn plaintext_password_never_reaches_the_server_log() {
     run(&server, users.path(), &["apply"]).assert_code(0);
     users.write(format!("sa:{secret_b}\nsb:{secret_a}\n"));
     run(&server, users.path(), &["apply"]).assert_code(0);
-    server.try_connect("sa", secret_b, "sa_db").expect("changed password works");
+    server
+        .try_connect("sa", secret_b, "sa_db")
+        .expect("changed password works");
     let verifiers: Vec<String> = server
         .query("SELECT rolpassword FROM pg_authid WHERE rolname IN ('sa', 'sb')")
         .into_iter()
@@ -270,9 +424,15 @@ fn plaintext_password_never_reaches_the_server_log() {
         .collect();
     assert_eq!(verifiers.len(), 2);
     let log = server.log();
-    assert!(log.contains("CREATE DATABASE"), "statement logging is on: {log}");
+    assert!(
+        log.contains("CREATE DATABASE"),
+        "statement logging is on: {log}"
+    );
     for needle in [secret_a, secret_b] {
-        assert!(!log.contains(needle), "plaintext password in the server log");
+        assert!(
+            !log.contains(needle),
+            "plaintext password in the server log"
+        );
     }
     for v in &verifiers {
         let salt_and_keys = v.split('$').nth(2).unwrap();
@@ -284,7 +444,11 @@ fn plaintext_password_never_reaches_the_server_log() {
 fn plan_json_lists_changes() {
     let server = PgServer::start();
     let users = UsersFile::new("app:pw\n");
-    let out = run(&server, users.path(), &["plan", "--output", "json", "--exit-code"]);
+    let out = run(
+        &server,
+        users.path(),
+        &["plan", "--output", "json", "--exit-code"],
+    );
     out.assert_code(3);
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let changes = doc["changes"].as_array().unwrap();
@@ -292,11 +456,21 @@ fn plan_json_lists_changes() {
     assert_eq!(changes[0]["object"], "role");
     assert_eq!(changes[0]["name"], "app");
     assert_eq!(changes[0]["action"], "create");
-    assert_eq!(changes[0]["details"], serde_json::json!(["login", "password"]));
+    assert_eq!(
+        changes[0]["details"],
+        serde_json::json!(["login", "password"])
+    );
     assert_eq!(changes[1]["object"], "database");
     assert_eq!(changes[1]["name"], "app_db");
     // plan changes nothing.
-    assert_eq!(one(&server, "SELECT count(*) FROM pg_roles WHERE rolname = 'app'").as_deref(), Some("0"));
+    assert_eq!(
+        one(
+            &server,
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'app'"
+        )
+        .as_deref(),
+        Some("0")
+    );
 }
 
 #[test]
@@ -318,7 +492,9 @@ fn article_deployment_environment_works_unchanged() {
         ],
     );
     out.assert_code(0);
-    server.try_connect("keycloak", "K3cl0@kPassssaPk@0lc3K", "keycloak_db").expect("logs in");
+    server
+        .try_connect("keycloak", "K3cl0@kPassssaPk@0lc3K", "keycloak_db")
+        .expect("logs in");
 }
 
 #[test]
@@ -335,7 +511,11 @@ fn variable_and_file_twin_both_set_is_an_error() {
         ],
     );
     out.assert_code(2);
-    assert!(out.stderr.contains("POSTGRES_PASSWORD_FILE"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("POSTGRES_PASSWORD_FILE"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -347,10 +527,20 @@ fn unreachable_server_exits_1() {
     };
     let out = run_raw(
         &["apply"],
-        &[("PGHOST", "127.0.0.1"), ("PGPORT", &port), ("PGPASSWORD", "x"), ("DBUSERS", users.path().to_str().unwrap())],
+        &[
+            ("PGHOST", "127.0.0.1"),
+            ("PGPORT", &port),
+            ("PGPASSWORD", "x"),
+            ("DBUSERS", users.path().to_str().unwrap()),
+        ],
     );
     out.assert_code(1);
-    assert!(out.stderr.contains(&format!("failed to connect to 127.0.0.1:{port}")), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("failed to connect to 127.0.0.1:{port}")),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -371,7 +561,12 @@ fn concurrent_runs_do_not_collide() {
         .collect();
     for h in handles {
         let out = h.join().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     run(&server, users.path(), &["plan", "--exit-code"]).assert_code(0);
 }
