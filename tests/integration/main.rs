@@ -4,3 +4,4 @@
 mod apply;
 mod fixture;
 mod support;
+mod versions;
