@@ -21,6 +21,28 @@ pub enum Error {
 }
 
 impl Error {
+    /// Logs the error for people: an invalid users file gets one line per
+    /// problem, each with its `file:line`, then a summary.
+    pub fn log(&self) {
+        match self {
+            Error::Input(InputError::Invalid(lines)) => {
+                for line in lines {
+                    tracing::error!(
+                        file = %line.origin.file.display(),
+                        line = line.origin.line,
+                        "{line}"
+                    );
+                }
+                tracing::error!(
+                    "{} problem{} in the users file; nothing was changed",
+                    lines.len(),
+                    if lines.len() == 1 { "" } else { "s" }
+                );
+            }
+            other => tracing::error!("{other}"),
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Settings(_) | Error::Input(_) => exit::INVALID_INPUT,

@@ -9,7 +9,7 @@ fn main() {
     let code = match run::run(cli, Env::from_process()) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e}");
+            e.log();
             // Logging may be filtered out (--log-level); the reason must still show.
             if !tracing::enabled!(tracing::Level::ERROR) {
                 eprintln!("pgtenant: {e}");

@@ -3,5 +3,6 @@
 
 mod apply;
 mod fixture;
+mod output;
 mod support;
 mod versions;

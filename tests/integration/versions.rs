@@ -32,7 +32,12 @@ fn schema_public_belongs_to_the_tenant_on_every_major() {
         assert_eq!(owner.as_deref(), Some("alice"), "major {}", server.major());
     } else {
         // 15 and newer: the database owner owns it through pg_database_owner.
-        assert_eq!(owner.as_deref(), Some("pg_database_owner"), "major {}", server.major());
+        assert_eq!(
+            owner.as_deref(),
+            Some("pg_database_owner"),
+            "major {}",
+            server.major()
+        );
     }
     assert_eq!(public_create.as_deref(), Some("false"));
 
@@ -40,11 +45,21 @@ fn schema_public_belongs_to_the_tenant_on_every_major() {
     // in alice's schema public: the same guarantee on every major.
     server.query("GRANT CONNECT ON DATABASE alice_db TO bob");
     let err = server
-        .exec_as("bob", "bob-pw", "alice_db", "CREATE TABLE public.intruder (id int)")
+        .exec_as(
+            "bob",
+            "bob-pw",
+            "alice_db",
+            "CREATE TABLE public.intruder (id int)",
+        )
         .expect_err("bob cannot create in alice's schema public");
     assert!(err.contains("permission denied"), "{err}");
     server
-        .exec_as("alice", "alice-pw", "alice_db", "CREATE TABLE public.mine (id int)")
+        .exec_as(
+            "alice",
+            "alice-pw",
+            "alice_db",
+            "CREATE TABLE public.mine (id int)",
+        )
         .expect("alice can");
 }
 
@@ -65,7 +80,12 @@ fn old_majors_repair_schema_public_by_hand_changes() {
         );
         run(&server, users.path(), &["apply"]).assert_code(0);
         assert_eq!(
-            one(&server, "app_db", "SELECT has_schema_privilege('public', 'public', 'CREATE')::text").as_deref(),
+            one(
+                &server,
+                "app_db",
+                "SELECT has_schema_privilege('public', 'public', 'CREATE')::text"
+            )
+            .as_deref(),
             Some("false")
         );
     } else {
@@ -95,7 +115,9 @@ fn md5_servers_get_md5_and_an_upgrade_replaces_it_once() {
     run(&server, users.path(), &["apply"]).assert_code(0);
     let secret = stored_secret(&server, "legacy");
     assert!(secret.starts_with("md5"), "server asked for md5");
-    server.try_connect("legacy", "old-school", "legacy_db").expect("md5 login");
+    server
+        .try_connect("legacy", "old-school", "legacy_db")
+        .expect("md5 login");
     run(&server, users.path(), &["plan", "--exit-code"]).assert_code(0);
 
     server.query("ALTER SYSTEM SET password_encryption = 'scram-sha-256'");
@@ -110,7 +132,9 @@ fn md5_servers_get_md5_and_an_upgrade_replaces_it_once() {
     run(&server, users.path(), &["apply"]).assert_code(0);
     let secret = stored_secret(&server, "legacy");
     assert!(secret.starts_with("SCRAM-SHA-256$"));
-    server.try_connect("legacy", "old-school", "legacy_db").expect("scram login");
+    server
+        .try_connect("legacy", "old-school", "legacy_db")
+        .expect("scram login");
     run(&server, users.path(), &["plan", "--exit-code"]).assert_code(0);
     assert_eq!(stored_secret(&server, "legacy"), secret, "upgraded once");
 }
@@ -130,8 +154,16 @@ fn scram_iterations_follow_the_server() {
     assert!(
         secret.starts_with(&format!("SCRAM-SHA-256${expected}:")),
         "major {major}: {}",
-        secret.split('$').nth(1).unwrap_or("").split(':').next().unwrap_or("")
+        secret
+            .split('$')
+            .nth(1)
+            .unwrap_or("")
+            .split(':')
+            .next()
+            .unwrap_or("")
     );
-    server.try_connect("iter", "pw", "iter_db").expect("logs in");
+    server
+        .try_connect("iter", "pw", "iter_db")
+        .expect("logs in");
     run(&server, users.path(), &["plan", "--exit-code"]).assert_code(0);
 }
