@@ -19,7 +19,20 @@ pub fn init(format: LogFormat, level: LogLevel) {
         .with_target(false);
     // A second init (tests calling run twice in one process) keeps the first.
     let _ = match format {
-        LogFormat::Text => builder.with_ansi(false).try_init(),
+        // Text lines are for people: every message already names what it is
+        // about, so the structured fields (kept for JSON) would only repeat it.
+        LogFormat::Text => builder
+            .with_ansi(false)
+            .fmt_fields(tracing_subscriber::fmt::format::debug_fn(
+                |writer, field, value| {
+                    if field.name() == "message" {
+                        write!(writer, "{value:?}")
+                    } else {
+                        Ok(())
+                    }
+                },
+            ))
+            .try_init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
