@@ -84,6 +84,10 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
         text = s.to_string();
         source = s.source();
     }
+    // "Connection refused (os error 111)": the errno adds nothing for people.
+    if let Some(i) = text.find(" (os error ") {
+        text.truncate(i);
+    }
     lowercase_first(&text)
 }
 
