@@ -12,6 +12,7 @@ use crate::db::{self, DbError};
 use crate::desired::Desired;
 use crate::password;
 use crate::plan::{Action, PasswordReason, Plan, Step};
+use crate::reconcile::CheckCache;
 use crate::sql::{self, quote_ident, Statement};
 
 /// What happened to one tenant.
@@ -49,6 +50,7 @@ pub async fn apply(
     server: &ServerInfo,
     desired: &Desired,
     plan: &Plan,
+    mut cache: Option<&mut CheckCache>,
 ) -> Result<Vec<TenantOutcome>, DbError> {
     let verifiers = make_verifiers(desired, plan, server)?;
     let mut outcomes = Vec::with_capacity(desired.tenants.len());
@@ -73,6 +75,11 @@ pub async fn apply(
                     outcome = Outcome::Failed(e.to_string());
                     break 'changes;
                 }
+                // The server stores the verifier as sent: the next resync
+                // finds it and needs no key derivation to trust it.
+                if let (Some(c), Some(v)) = (cache.as_deref_mut(), set_verifier(step, &verifiers)) {
+                    c.remember(role, v, tenant.password.expose());
+                }
             }
             outcome = match (change.action, &outcome) {
                 (Action::Create, _) => Outcome::Created,
@@ -86,6 +93,19 @@ pub async fn apply(
         });
     }
     Ok(outcomes)
+}
+
+/// The verifier a successful `step` stored, if it set a password.
+fn set_verifier<'a>(step: &Step, verifiers: &'a HashMap<String, String>) -> Option<&'a str> {
+    match step {
+        Step::CreateRole { role }
+        | Step::AlterRole {
+            role,
+            password: Some(_),
+            ..
+        } => verifiers.get(role).map(String::as_str),
+        _ => None,
+    }
 }
 
 /// Computes a fresh verifier for every role whose password is set, using both
@@ -167,12 +187,14 @@ async fn run_step(
             }
         }
         Step::CreateDatabase { database, owner } => {
+            ensure_can_set_role(client, server, owner).await?;
             let stmt = sql::create_database(database, owner);
             execute(client, server, &stmt, "create database", database).await?;
             info!(database = %database, owner = %owner, action = "create_database",
                 "created database {} owned by {}", quote_ident(database), quote_ident(owner));
         }
         Step::AlterDatabaseOwner { database, owner } => {
+            ensure_can_set_role(client, server, owner).await?;
             let stmt = sql::alter_database_owner(database, owner);
             execute(client, server, &stmt, "change owner of database", database).await?;
             info!(database = %database, owner = %owner, action = "alter_database_owner",
@@ -188,14 +210,18 @@ async fn run_step(
                 .filter_map(|(on, p)| on.then_some(p))
                 .collect();
             let stmt = sql::revoke_database_from_public(database, &privileges);
-            execute(
-                client,
-                server,
-                &stmt,
-                "revoke privileges on database",
-                database,
-            )
-            .await?;
+            if server.admin_is_superuser {
+                execute(
+                    client,
+                    server,
+                    &stmt,
+                    "revoke privileges on database",
+                    database,
+                )
+                .await?;
+            } else {
+                revoke_as_owner(client, server, database, &stmt).await?;
+            }
             info!(database = %database, action = "revoke_public",
                 "revoked {} on database {} from PUBLIC", privileges.join(", "), quote_ident(database));
         }
@@ -214,7 +240,8 @@ async fn run_step(
                     "change owner of schema public in",
                     database,
                 )
-                .await?;
+                .await
+                .map_err(|e| schema_hint(server, e))?;
                 info!(database = %database, owner = %owner, action = "alter_schema_owner",
                     "made {} owner of schema public in database {}", quote_ident(owner), quote_ident(database));
             }
@@ -234,6 +261,112 @@ async fn run_step(
         }
     }
     Ok(())
+}
+
+/// A non-superuser admin (`CREATEROLE CREATEDB`) may only make a role the
+/// owner of a database when it can `SET ROLE` to it: membership on 15 and
+/// older, membership with the SET option on 16 and newer. It grants itself
+/// that membership when it lacks it: always possible on 15 and older
+/// (CREATEROLE administers every non-superuser role), on 16 and newer for
+/// the roles it created (it holds ADMIN OPTION on them) or was given ADMIN
+/// OPTION on. On 16 and newer the membership does not inherit the tenant's
+/// privileges. A superuser needs nothing.
+async fn ensure_can_set_role(
+    client: &Client,
+    server: &ServerInfo,
+    role: &str,
+) -> Result<(), DbError> {
+    if server.admin_is_superuser {
+        return Ok(());
+    }
+    let (mode, grant) = if server.major() >= 16 {
+        (
+            "SET",
+            format!(
+                "GRANT {} TO CURRENT_USER WITH INHERIT FALSE, SET TRUE",
+                quote_ident(role)
+            ),
+        )
+    } else {
+        (
+            "MEMBER",
+            format!("GRANT {} TO CURRENT_USER", quote_ident(role)),
+        )
+    };
+    let what = || format!("make the admin a member of role {}", quote_ident(role));
+    let can: bool = client
+        .query_one(
+            "SELECT pg_catalog.pg_has_role(CURRENT_USER, $1::pg_catalog.text::pg_catalog.name, $2)",
+            &[&role, &mode],
+        )
+        .await
+        .map_err(|e| DbError::query(what(), e))?
+        .get(0);
+    if !can {
+        client
+            .batch_execute(&grant)
+            .await
+            .map_err(|e| DbError::query(what(), e))?;
+        info!(role = %role, action = "grant_membership",
+            "granted role {} to the admin {}, which a non-superuser admin needs to give it a database",
+            quote_ident(role), quote_ident(&server.admin));
+    }
+    Ok(())
+}
+
+/// A non-superuser admin that does not own the database revokes as its
+/// owner: `REVOKE` by anyone else names them as grantor, and on 16 and newer
+/// (no inherited privileges) would only warn "no privileges could be
+/// revoked" and change nothing. `SET LOCAL` in the implicit transaction of
+/// one query string ends with it, also on error.
+async fn revoke_as_owner(
+    client: &Client,
+    server: &ServerInfo,
+    database: &str,
+    stmt: &Statement,
+) -> Result<(), DbError> {
+    let what = || format!("revoke privileges on database {}", quote_ident(database));
+    let owner: String = client
+        .query_one(
+            "SELECT pg_catalog.pg_get_userbyid(d.datdba)::pg_catalog.text FROM pg_catalog.pg_database d \
+              WHERE d.datname OPERATOR(pg_catalog.=) $1::pg_catalog.text::pg_catalog.name",
+            &[&database],
+        )
+        .await
+        .map_err(|e| DbError::query(what(), e))?
+        .get(0);
+    ensure_can_set_role(client, server, &owner).await?;
+    client
+        .batch_execute(&format!(
+            "SET LOCAL ROLE {}; {}",
+            quote_ident(&owner),
+            stmt.text()
+        ))
+        .await
+        .map_err(|e| DbError::query(what(), e))
+}
+
+/// On 14 and older, schema public of a new database belongs to whoever owns
+/// it in the template (the bootstrap superuser unless changed): a
+/// non-superuser admin can only hand it to the tenant if it owns it there.
+fn schema_hint(server: &ServerInfo, e: DbError) -> DbError {
+    match e {
+        DbError::Query {
+            operation,
+            message,
+            sqlstate,
+        } if !server.admin_is_superuser && sqlstate.as_deref() == Some("42501") => DbError::Query {
+            operation,
+            message: format!(
+                "{message}; on PostgreSQL 14 and older a non-superuser admin must own schema \
+                 public in template1 (as a superuser, once: ALTER SCHEMA public OWNER TO {} in \
+                 database template1)",
+                quote_ident(&server.admin)
+            ),
+            sqlstate,
+        },
+        other => other,
+    }
 }
 
 /// Settings that keep a statement's text out of the server log and

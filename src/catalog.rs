@@ -28,7 +28,9 @@ pub struct ServerInfo {
     /// password state is unknown and passwords are always set.
     pub can_read_passwords: bool,
     /// Whether `pg_stat_statements` is loaded, so its utility tracking must be
-    /// switched off around statements that carry a verifier.
+    /// switched off around statements that carry a verifier. Read through
+    /// `pg_settings`, which hides the (superuser-only) setting from other
+    /// admins rather than failing: they cannot change logging settings anyway.
     pub has_pg_stat_statements: bool,
 }
 
@@ -108,7 +110,9 @@ SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4,
        r.rolname::pg_catalog.text,
        r.rolsuper,
        pg_catalog.has_table_privilege('pg_catalog.pg_authid', 'SELECT'),
-       pg_catalog.current_setting('shared_preload_libraries') ~ 'pg_stat_statements'
+       EXISTS (SELECT FROM pg_catalog.pg_settings s
+                WHERE s.name OPERATOR(pg_catalog.=) 'shared_preload_libraries'
+                  AND s.setting OPERATOR(pg_catalog.~) 'pg_stat_statements')
   FROM pg_catalog.pg_roles r
  WHERE r.rolname = CURRENT_USER";
 

@@ -1,7 +1,9 @@
 //! The command line as typed: raw flags, before validation. [`crate::settings`]
 //! turns these and the environment into one validated value.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -99,5 +101,25 @@ pub enum Command {
         /// Output format on stdout.
         #[arg(long, short = 'o', value_enum, default_value = "text")]
         output: Format,
+    },
+    /// Sidecar mode: wait for the server, apply, then re-apply on every change
+    /// of the users file or the admin credential files and at every resync,
+    /// until SIGTERM or SIGINT.
+    Run {
+        /// How often to re-apply to correct drift (500ms, 30s, 5m, 1h).
+        #[arg(long, value_name = "DURATION", default_value = "5m",
+              value_parser = crate::duration::parse_nonzero)]
+        resync_interval: Duration,
+        /// Serve /healthz, /readyz and /metrics over HTTP on this address,
+        /// e.g. 0.0.0.0:9187 [default: off].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Wait until the server accepts connections and answers a query: exit 0
+    /// when it does, 1 on timeout.
+    Wait {
+        /// Give up after this long (500ms, 30s, 5m) [default: wait forever].
+        #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
+        timeout: Option<Duration>,
     },
 }

@@ -40,9 +40,7 @@ pub const DEFAULT_APPLICATION_NAME: &str = "pgtenant";
 /// wait lets the caller retry or surface the problem.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// libpq's `sslmode`. TLS itself is not implemented yet; the value is parsed
-/// and validated so that a configuration that asks for it is not silently
-/// downgraded.
+/// libpq's `sslmode`; [`crate::tls`] gives each its meaning.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SslMode {
     Disable,
@@ -164,10 +162,18 @@ pub struct ConnSettings {
     pub connect_timeout: Option<Duration>,
     pub application_name: String,
     pub sslmode: SslMode,
-    /// `PGSSLROOTCERT`; the special value `system` (libpq 16: use the
-    /// system's trusted roots) is kept as the path `system` for the TLS code
-    /// to recognise.
+    /// `PGSSLROOTCERT`, else libpq's default `~/.postgresql/root.crt` (HOME
+    /// from the environment; `None` without HOME or with `sslmode=disable`).
+    /// The special value `system` (libpq 16: use the system's trusted roots)
+    /// is kept as the path `system` for the TLS code to recognise.
     pub sslrootcert: Option<PathBuf>,
+    /// Whether `sslrootcert` was given by `PGSSLROOTCERT` (it must then
+    /// exist) rather than being the optional default file.
+    pub sslrootcert_explicit: bool,
+    /// `SSL_CERT_FILE`, read only for `PGSSLROOTCERT=system`: the system
+    /// bundle to use instead of the distribution's usual path, as OpenSSL
+    /// (and so libpq) honours it.
+    pub ssl_cert_file: Option<PathBuf>,
     /// Files the credentials were read from (`POSTGRES_USER_FILE`,
     /// `POSTGRES_PASSWORD_FILE`, the password file), so that a long-running
     /// mode can watch them and re-resolve when a secret is rotated.
@@ -285,7 +291,8 @@ pub fn resolve(flags: &ConnFlags, env: &Env) -> Result<ConnSettings, ConnError> 
         ),
         None => None,
     };
-    let sslrootcert = var(env, "PGSSLROOTCERT")?.map(PathBuf::from);
+    let mut sslrootcert = var(env, "PGSSLROOTCERT")?.map(PathBuf::from);
+    let sslrootcert_explicit = sslrootcert.is_some();
     // libpq 16: with the system's roots only full verification makes sense
     // (any CA-signed certificate would otherwise do), so it becomes the
     // default and anything weaker is refused.
@@ -297,6 +304,20 @@ pub fn resolve(flags: &ConnFlags, env: &Env) -> Result<ConnSettings, ConnError> 
     } else {
         explicit_sslmode.unwrap_or_default()
     };
+    let ssl_cert_file = if sslrootcert.as_deref() == Some(Path::new("system")) {
+        var(env, "SSL_CERT_FILE")?.map(PathBuf::from)
+    } else {
+        None
+    };
+    if sslrootcert.is_none() && sslmode != SslMode::Disable {
+        // libpq's default; whether it exists is for the TLS code to find out
+        // when (and if) a handshake needs it.
+        // Read as bytes: a HOME that is not UTF-8 is still a directory.
+        sslrootcert = env
+            .get_os("HOME")
+            .filter(|home| !home.is_empty())
+            .map(|home| Path::new(home).join(".postgresql/root.crt"));
+    }
 
     Ok(ConnSettings {
         host,
@@ -309,6 +330,8 @@ pub fn resolve(flags: &ConnFlags, env: &Env) -> Result<ConnSettings, ConnError> 
         application_name,
         sslmode,
         sslrootcert,
+        sslrootcert_explicit,
+        ssl_cert_file,
         watched_files,
         warnings,
     })
@@ -500,10 +523,9 @@ impl ConnSettings {
     /// A tokio-postgres configuration for these settings.
     ///
     /// tokio-postgres knows only three TLS modes. `allow` becomes `prefer`
-    /// (only the order of attempts differs), and `verify-ca` / `verify-full`
-    /// become `require`: certificate verification is the TLS connector's job,
-    /// and until there is one, `require` makes the connection fail rather
-    /// than go out unencrypted.
+    /// and `verify-ca` / `verify-full` become `require`: certificate
+    /// verification and the order of attempts are [`crate::tls::connect`]'s
+    /// job, which sets the mode of each attempt itself.
     pub fn pg_config(&self) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
         match &self.host {
@@ -1124,7 +1146,33 @@ mod tests {
             ("PGSSLMODE", "verify-ca"),
         ]);
         assert_eq!(s.sslrootcert, Some(PathBuf::from("/etc/ssl/ca.pem")));
+        assert!(s.sslrootcert_explicit);
         assert_eq!(s.sslmode, SslMode::VerifyCa);
+    }
+
+    #[test]
+    fn sslrootcert_defaults_to_home_root_crt() {
+        let s = ok(&[("HOME", "/home/app")]);
+        assert_eq!(
+            s.sslrootcert,
+            Some(PathBuf::from("/home/app/.postgresql/root.crt"))
+        );
+        assert!(!s.sslrootcert_explicit);
+        // Without HOME there is no default; with disable it is not looked at.
+        assert_eq!(ok(&[]).sslrootcert, None);
+        let s = ok(&[("HOME", "/home/app"), ("PGSSLMODE", "disable")]);
+        assert_eq!(s.sslrootcert, None);
+        // PGSSLROOTCERT wins over the default.
+        let s = ok(&[("HOME", "/home/app"), ("PGSSLROOTCERT", "/ca.pem")]);
+        assert_eq!(s.sslrootcert, Some(PathBuf::from("/ca.pem")));
+    }
+
+    #[test]
+    fn ssl_cert_file_only_for_system_roots() {
+        let s = ok(&[("PGSSLROOTCERT", "system"), ("SSL_CERT_FILE", "/b.pem")]);
+        assert_eq!(s.ssl_cert_file, Some(PathBuf::from("/b.pem")));
+        let s = ok(&[("PGSSLROOTCERT", "/ca.pem"), ("SSL_CERT_FILE", "/b.pem")]);
+        assert_eq!(s.ssl_cert_file, None);
     }
 
     #[test]

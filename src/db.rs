@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use tokio::task::JoinSet;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::conninfo::ConnSettings;
 
@@ -107,7 +107,9 @@ fn connect_error(settings: &ConnSettings, dbname: &str, e: tokio_postgres::Error
         // shutdown, crash shutdown, too many connections.
         Some("57P03" | "57P01" | "57P02" | "53300") => true,
         Some(_) => false,
-        None => true,
+        // A rejected certificate or a missing root certificate file does not
+        // go away by waiting.
+        None => !crate::tls::is_tls_error(&e),
     };
     let endpoint = if dbname == settings.dbname {
         settings.endpoint()
@@ -128,8 +130,7 @@ pub async fn connect(settings: &ConnSettings, dbname: Option<&str>) -> Result<Cl
     let mut config = settings.pg_config();
     let dbname = dbname.unwrap_or(&settings.dbname).to_owned();
     config.dbname(&dbname);
-    let (client, connection) = config
-        .connect(NoTls)
+    let (client, connection) = crate::tls::connect(settings, config)
         .await
         .map_err(|e| connect_error(settings, &dbname, e))?;
     tokio::spawn(async move {

@@ -41,6 +41,11 @@ impl CheckCache {
     pub fn is_empty(&self) -> bool {
         self.in_sync.is_empty()
     }
+    /// Records that `stored` is a verifier of `password` for `role`: apply
+    /// just set it, so the next resync need not derive it again.
+    pub fn remember(&mut self, role: &str, stored: &str, password: &str) {
+        self.in_sync.insert(Self::key(role, stored, password));
+    }
 }
 
 /// Checks every tenant's password against its stored secret, on all cores,
@@ -48,7 +53,7 @@ impl CheckCache {
 pub fn check_passwords(
     desired: &Desired,
     observed: &Observed,
-    mut cache: Option<&mut CheckCache>,
+    cache: Option<&mut CheckCache>,
 ) -> Vec<PasswordCheck> {
     let server = &observed.server;
     let inputs: Vec<(&str, Option<&str>, &str)> = desired
@@ -83,11 +88,18 @@ pub fn check_passwords(
     let mut checks = vec![PasswordCheck::InSync; inputs.len()];
     for (i, check) in work.into_iter().zip(results) {
         checks[i] = check;
-        if let (Some(c), PasswordCheck::InSync, (role, Some(stored), pw)) =
-            (cache.as_deref_mut(), check, inputs[i])
-        {
-            c.in_sync.insert(CheckCache::key(role, stored, pw));
-        }
+    }
+    // Keep exactly the pairs in sync now: the cache stays as large as the
+    // input however often passwords change.
+    if let Some(c) = cache {
+        c.in_sync = inputs
+            .iter()
+            .zip(&checks)
+            .filter_map(|((role, stored, pw), check)| match (stored, check) {
+                (Some(stored), PasswordCheck::InSync) => Some(CheckCache::key(role, stored, pw)),
+                _ => None,
+            })
+            .collect();
     }
     checks
 }
@@ -212,14 +224,21 @@ pub async fn apply(
     settings: &ConnSettings,
     desired: &Desired,
     options: Options,
-    cache: Option<&mut CheckCache>,
+    mut cache: Option<&mut CheckCache>,
 ) -> Result<Report, DbError> {
     let started = Instant::now();
     let (client, server) = open(settings).await?;
     db::lock(&client).await?;
-    let (observed, checks) = observe(&client, settings, server.clone(), desired, cache).await?;
+    let (observed, checks) = observe(
+        &client,
+        settings,
+        server.clone(),
+        desired,
+        cache.as_deref_mut(),
+    )
+    .await?;
     let plan = plan::plan(desired, &observed, &checks, options);
-    let outcomes = apply::apply(&client, settings, &server, desired, &plan).await?;
+    let outcomes = apply::apply(&client, settings, &server, desired, &plan, cache).await?;
     Ok(Report {
         outcomes,
         elapsed: started.elapsed(),

@@ -11,7 +11,7 @@ use crate::env::Env;
 use crate::error::Error;
 use crate::render::{self, Format};
 use crate::settings::{self, CommandSettings, Settings};
-use crate::{exit, logging, reconcile, status, users_file};
+use crate::{daemon, exit, logging, reconcile, status, users_file, wait};
 
 /// Runs one command to completion and returns the exit code it earned.
 pub fn run(cli: Cli, env: Env) -> Result<i32, Error> {
@@ -20,12 +20,26 @@ pub fn run(cli: Cli, env: Env) -> Result<i32, Error> {
     for w in &settings.conn.warnings {
         warn!("{w}");
     }
+    // The long-running commands read their input themselves (`wait` needs
+    // none; `run` keeps going on an invalid one and reads it again on change).
+    match &settings.command {
+        CommandSettings::Run(run) => {
+            return Ok(runtime()?.block_on(daemon::run(&settings, run)));
+        }
+        CommandSettings::Wait { timeout } => {
+            return Ok(runtime()?.block_on(wait::command(&settings.conn, *timeout)));
+        }
+        _ => {}
+    }
     let desired = load_input(&settings)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    runtime()?.block_on(dispatch(&settings, &desired))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(Error::Runtime)?;
-    runtime.block_on(dispatch(&settings, &desired))
+        .map_err(Error::Runtime)
 }
 
 /// Reads and validates the whole users file before anything touches the
@@ -82,6 +96,9 @@ async fn dispatch(settings: &Settings, desired: &Desired) -> Result<i32, Error> 
                 Format::Json => render::status_json(&rows),
             });
             Ok(exit::SUCCESS)
+        }
+        CommandSettings::Run(_) | CommandSettings::Wait { .. } => {
+            unreachable!("long-running commands are dispatched by run()")
         }
     }
 }

@@ -127,6 +127,9 @@ pub fn file_env(env: &Env, var: &str) -> Result<Option<(String, Source)>, Secret
         (None, Some(path)) => {
             let path = PathBuf::from(path);
             let value = read_secret_file(&path)?;
+            if let Some(message) = permission_warning(&path) {
+                tracing::warn!(file = %path.display(), "{file_var}={}: {message}", path.display());
+            }
             Ok(Some((
                 value,
                 Source::File {
@@ -137,6 +140,74 @@ pub fn file_env(env: &Env, var: &str) -> Result<Option<(String, Source)>, Secret
         }
         (None, None) => Ok(None),
     }
+}
+
+/// Whether a secret file's permissions deserve a warning, and which; `None`
+/// when they are fine or cannot be read. Never a reason to refuse the file.
+///
+/// The rule (SECURITY.md, "File permissions"), on the file a symlink chain
+/// ends at:
+///
+/// * writable by others (`o+w`): always a warning. Whoever can write the
+///   users file decides which roles exist and what their passwords are.
+/// * inside a secret mount, nothing else is. A Kubernetes Secret volume is
+///   `0644` by default (`defaultMode`), group-readable or -writable with
+///   `fsGroup`, mounted read-only and private to the pod; Docker and Compose
+///   secrets under `/run/secrets` are `0444`. The operator cannot do better
+///   than these defaults, so warning about them would only teach people to
+///   ignore the warning.
+/// * elsewhere: readable by others (`o+r`) or writable by the group (`g+w`).
+///   Group-readable alone (`0640`, a deliberate group) is fine.
+///
+/// A secret mount is a directory holding the `..data` symlink that the
+/// kubelet's atomic writer maintains (the file's own directory, or its parent
+/// when the path names the timestamped `..2024_...` directory directly), or
+/// a path under `/run/secrets` or `/var/run/secrets`.
+pub fn permission_warning(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    if mode & 0o002 != 0 {
+        return Some(format!(
+            "writable by every user of the machine (mode {mode:04o}): whoever can write it \
+             controls what pgtenant provisions; make it 0600 or 0640"
+        ));
+    }
+    if is_secret_mount(path) {
+        return None;
+    }
+    if mode & 0o004 != 0 {
+        return Some(format!(
+            "readable by every user of the machine (mode {mode:04o}); make it 0600 or 0640 \
+             (files in a Kubernetes Secret volume or under /run/secrets are exempt)"
+        ));
+    }
+    if mode & 0o020 != 0 {
+        return Some(format!(
+            "writable by its group (mode {mode:04o}); make it 0600 or 0640"
+        ));
+    }
+    None
+}
+
+/// A Kubernetes Secret/ConfigMap/projected volume, or a Docker secret.
+fn is_secret_mount(path: &Path) -> bool {
+    if path.starts_with("/run/secrets") || path.starts_with("/var/run/secrets") {
+        return true;
+    }
+    let has_data_link = |dir: &Path| {
+        std::fs::symlink_metadata(dir.join("..data")).is_ok_and(|m| m.file_type().is_symlink())
+    };
+    let Some(dir) = path.parent() else {
+        return false;
+    };
+    if has_data_link(dir) {
+        return true;
+    }
+    // The path names the timestamped directory itself: `<mount>/..2024_.../file`.
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(".."))
+        && dir.parent().is_some_and(has_data_link)
 }
 
 fn nonempty<'a>(env: &'a Env, var: &str) -> Result<Option<&'a str>, SecretFileError> {
@@ -272,6 +343,64 @@ mod tests {
         assert_eq!(describe_io(&e), "permission denied");
         let e = io::Error::from_raw_os_error(5);
         assert_eq!(describe_io(&e), "input/output error");
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn permission_rule_outside_secret_mounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "pw").unwrap();
+        for mode in [0o600, 0o400, 0o640, 0o440, 0o700] {
+            chmod(&file, mode);
+            assert_eq!(permission_warning(&file), None, "mode {mode:o}");
+        }
+        for (mode, words) in [
+            (0o644, "readable by every user"),
+            (0o604, "readable by every user"),
+            (0o444, "readable by every user"),
+            (0o660, "writable by its group"),
+            (0o666, "writable by every user"),
+            (0o602, "writable by every user"),
+        ] {
+            chmod(&file, mode);
+            let w = permission_warning(&file).unwrap_or_else(|| panic!("mode {mode:o}"));
+            assert!(w.contains(words), "{mode:o}: {w}");
+            assert!(w.contains(&format!("{mode:04o}")), "{w}");
+        }
+        assert_eq!(permission_warning(&dir.path().join("missing")), None);
+    }
+
+    #[test]
+    fn kubernetes_secret_volume_defaults_are_fine() {
+        // The kubelet's layout: <mount>/..2024_01_01_00_00_00.1/<key>,
+        // <mount>/..data -> ..2024_..., <mount>/<key> -> ..data/<key>.
+        let mount = tempfile::tempdir().unwrap();
+        let stamped = mount.path().join("..2024_01_01_00_00_00.1");
+        std::fs::create_dir(&stamped).unwrap();
+        std::fs::write(stamped.join("db_users.secret"), "a:b\n").unwrap();
+        std::os::unix::fs::symlink("..2024_01_01_00_00_00.1", mount.path().join("..data")).unwrap();
+        let key = mount.path().join("db_users.secret");
+        std::os::unix::fs::symlink("..data/db_users.secret", &key).unwrap();
+        for mode in [0o644, 0o444, 0o640, 0o660, 0o600] {
+            chmod(&stamped.join("db_users.secret"), mode);
+            assert_eq!(permission_warning(&key), None, "mode {mode:o}");
+            assert_eq!(permission_warning(&stamped.join("db_users.secret")), None);
+        }
+        chmod(&stamped.join("db_users.secret"), 0o666);
+        assert!(permission_warning(&key)
+            .unwrap()
+            .contains("writable by every user"));
+        // A lookalike without the ..data link is not a secret mount.
+        let plain = tempfile::tempdir().unwrap();
+        let f = plain.path().join("db_users.secret");
+        std::fs::write(&f, "a:b\n").unwrap();
+        chmod(&f, 0o644);
+        assert!(permission_warning(&f).is_some());
     }
 
     fn env(pairs: &[(&str, &str)]) -> Env {

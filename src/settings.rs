@@ -2,7 +2,9 @@
 //! environment become one validated, immutable [`Settings`]. Nothing reads the
 //! environment after this.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::cli::{Cli, Command, LogFormat, LogLevel};
 use crate::conninfo::{self, ConnError, ConnFlags, ConnSettings};
@@ -18,6 +20,11 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub log_level: LogLevel,
     pub command: CommandSettings,
+    /// The connection flags and the environment snapshot `conn` was resolved
+    /// from, kept so that `run` can resolve again when a credential file
+    /// changes. The environment itself is never read again.
+    pub flags: ConnFlags,
+    pub env: Env,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +32,15 @@ pub enum CommandSettings {
     Apply,
     Plan { exit_code: bool, output: Format },
     Status { output: Format },
+    Run(RunSettings),
+    Wait { timeout: Option<Duration> },
+}
+
+/// `pgtenant run`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSettings {
+    pub resync_interval: Duration,
+    pub listen: Option<SocketAddr>,
 }
 
 pub fn resolve(cli: Cli, env: &Env) -> Result<Settings, ConnError> {
@@ -40,6 +56,14 @@ pub fn resolve(cli: Cli, env: &Env) -> Result<Settings, ConnError> {
         Command::Apply => CommandSettings::Apply,
         Command::Plan { exit_code, output } => CommandSettings::Plan { exit_code, output },
         Command::Status { output } => CommandSettings::Status { output },
+        Command::Run {
+            resync_interval,
+            listen,
+        } => CommandSettings::Run(RunSettings {
+            resync_interval,
+            listen,
+        }),
+        Command::Wait { timeout } => CommandSettings::Wait { timeout },
     };
     Ok(Settings {
         conn,
@@ -50,5 +74,7 @@ pub fn resolve(cli: Cli, env: &Env) -> Result<Settings, ConnError> {
         log_format: g.log_format,
         log_level: g.log_level,
         command,
+        flags,
+        env: env.clone(),
     })
 }

@@ -114,16 +114,23 @@ pub enum Problem {
     },
 }
 
-/// Something worth telling the user that does not stop the run.
+/// Something worth telling the user that does not stop the run. Line 0 means
+/// the whole file (its permissions, say).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
     pub origin: Origin,
     pub message: String,
 }
 
+/// `file:line: message`, or `file: message` for a warning about the whole
+/// file (line 0).
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.origin, self.message)
+        if self.origin.line == 0 {
+            write!(f, "{}: {}", self.origin.file.display(), self.message)
+        } else {
+            write!(f, "{}: {}", self.origin, self.message)
+        }
     }
 }
 
@@ -138,7 +145,21 @@ pub struct Parsed {
 /// connects as: a tenant may not take it over.
 pub fn load(path: &Path, admin_user: &str) -> Result<Parsed, InputError> {
     let bytes = read_bounded(path)?;
-    parse(path, &bytes, admin_user)
+    let mut parsed = parse(path, &bytes, admin_user)?;
+    if let Some(message) = crate::secret_file::permission_warning(path) {
+        // Line 0: the warning is about the whole file.
+        parsed.warnings.insert(
+            0,
+            Warning {
+                origin: Origin {
+                    file: path.to_owned(),
+                    line: 0,
+                },
+                message,
+            },
+        );
+    }
+    Ok(parsed)
 }
 
 /// Reads a regular file (or a symlink to one, as in a Kubernetes Secret
@@ -148,6 +169,13 @@ pub fn read_bounded(path: &Path) -> Result<Vec<u8>, InputError> {
         path: path.to_owned(),
         source,
     };
+    // Checked before opening too: opening a FIFO blocks until a writer
+    // comes, so `pgtenant -f /some/fifo` would hang instead of failing.
+    if !std::fs::metadata(path).map_err(read_err)?.is_file() {
+        return Err(InputError::NotRegularFile {
+            path: path.to_owned(),
+        });
+    }
     let file = std::fs::File::open(path).map_err(read_err)?;
     let meta = file.metadata().map_err(read_err)?;
     if !meta.is_file() {
@@ -463,6 +491,25 @@ mod tests {
             err.to_string(),
             "/run/secrets/db_users.secret:2: expected user:password, found no ':'"
         );
+    }
+
+    #[test]
+    fn load_warns_about_a_world_readable_file_but_reads_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users");
+        std::fs::write(&path, "a:b\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let p = load(&path, "admin").unwrap();
+        assert_eq!(p.desired.tenants.len(), 1);
+        assert_eq!(p.warnings.len(), 1);
+        let text = p.warnings[0].to_string();
+        assert!(
+            text.starts_with(&format!("{}: readable by every user", path.display())),
+            "{text}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(load(&path, "admin").unwrap().warnings.is_empty());
     }
 
     #[test]

@@ -4,5 +4,8 @@
 mod apply;
 mod fixture;
 mod output;
+mod privilege;
+mod run;
 mod support;
+mod tls;
 mod versions;
