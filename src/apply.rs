@@ -279,20 +279,10 @@ async fn ensure_can_set_role(
     if server.admin_is_superuser {
         return Ok(());
     }
-    let (mode, grant) = if server.major() >= 16 {
-        (
-            "SET",
-            format!(
-                "GRANT {} TO CURRENT_USER WITH INHERIT FALSE, SET TRUE",
-                quote_ident(role)
-            ),
-        )
-    } else {
-        (
-            "MEMBER",
-            format!("GRANT {} TO CURRENT_USER", quote_ident(role)),
-        )
-    };
+    // 16 and newer can grant SET without inheriting the tenant's privileges.
+    let set_only = server.major() >= 16;
+    let mode = if set_only { "SET" } else { "MEMBER" };
+    let grant = sql::grant_role_to_admin(role, set_only);
     let what = || format!("make the admin a member of role {}", quote_ident(role));
     let can: bool = client
         .query_one(
@@ -304,7 +294,7 @@ async fn ensure_can_set_role(
         .get(0);
     if !can {
         client
-            .batch_execute(&grant)
+            .batch_execute(grant.text())
             .await
             .map_err(|e| DbError::query(what(), e))?;
         info!(role = %role, action = "grant_membership",
@@ -337,11 +327,7 @@ async fn revoke_as_owner(
         .get(0);
     ensure_can_set_role(client, server, &owner).await?;
     client
-        .batch_execute(&format!(
-            "SET LOCAL ROLE {}; {}",
-            quote_ident(&owner),
-            stmt.text()
-        ))
+        .batch_execute(sql::as_role(&owner, stmt).text())
         .await
         .map_err(|e| DbError::query(what(), e))
 }

@@ -60,11 +60,23 @@ pub struct GlobalArgs {
     pub no_isolation: bool,
 
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, env = "PGTENANT_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "PGTENANT_LOG_FORMAT",
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
 
     /// Least severe log level shown.
-    #[arg(long, global = true, value_enum, env = "PGTENANT_LOG_LEVEL", default_value = "info")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "PGTENANT_LOG_LEVEL",
+        default_value = "info"
+    )]
     pub log_level: LogLevel,
 }
 

@@ -17,7 +17,12 @@ fn main() {
             e.exit_code()
         }
     };
-    debug_assert!([exit::SUCCESS, exit::FAILURE, exit::INVALID_INPUT, exit::CHANGES_PENDING]
-        .contains(&code));
+    debug_assert!([
+        exit::SUCCESS,
+        exit::FAILURE,
+        exit::INVALID_INPUT,
+        exit::CHANGES_PENDING
+    ]
+    .contains(&code));
     std::process::exit(code);
 }

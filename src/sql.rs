@@ -141,6 +141,28 @@ pub fn revoke_create_on_public_schema() -> Statement {
     Statement::public("REVOKE CREATE ON SCHEMA public FROM PUBLIC".to_owned())
 }
 
+/// Makes the (non-superuser) admin a member of a tenant role, which it needs
+/// to give the role a database. With `set_only` (16 and newer) the admin may
+/// `SET ROLE` to it but does not inherit its privileges.
+pub fn grant_role_to_admin(role: &str, set_only: bool) -> Statement {
+    let mut text = format!("GRANT {} TO CURRENT_USER", quote_ident(role));
+    if set_only {
+        text.push_str(" WITH INHERIT FALSE, SET TRUE");
+    }
+    Statement::public(text)
+}
+
+/// Runs `stmt` as `role`, in the implicit transaction of one query string, so
+/// the role switch ends with it, also on error. Only for public statements.
+pub fn as_role(role: &str, stmt: &Statement) -> Statement {
+    assert!(!stmt.is_secret(), "secret statements run on their own");
+    Statement::public(format!(
+        "SET LOCAL ROLE {}; {}",
+        quote_ident(role),
+        stmt.text()
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,4 @@
 //! Helpers shared by the integration tests.
 
-pub mod server;
 pub mod cli;
+pub mod server;
