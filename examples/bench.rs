@@ -113,6 +113,8 @@ fn parse_args() -> Args {
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     secs: f64,
+    /// User plus system CPU time of the child itself.
+    cpu_secs: f64,
     /// Peak resident set size of the child itself (not its own children).
     max_rss_bytes: u64,
 }
@@ -121,15 +123,15 @@ struct Sample {
 #[derive(Debug, Clone, Copy)]
 struct Measured {
     secs: f64,
+    cpu_secs: f64,
     max_rss_bytes: u64,
     runs: usize,
 }
 
 fn summarize(samples: &[Sample]) -> Measured {
-    let mut secs: Vec<f64> = samples.iter().map(|s| s.secs).collect();
-    secs.sort_by(f64::total_cmp);
     Measured {
-        secs: secs[secs.len() / 2],
+        secs: median(samples.iter().map(|s| s.secs).collect()),
+        cpu_secs: median(samples.iter().map(|s| s.cpu_secs).collect()),
         max_rss_bytes: samples.iter().map(|s| s.max_rss_bytes).max().unwrap_or(0),
         runs: samples.len(),
     }
@@ -188,11 +190,22 @@ fn run_timed(what: &str, cmd: &mut Command, log: &Path) -> Sample {
             tail.join("\n")
         );
     }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Sample {
         secs,
+        cpu_secs: tv(usage.ru_utime) + tv(usage.ru_stime),
         // ru_maxrss is in KiB on Linux.
         max_rss_bytes: u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024,
     }
+}
+
+/// Before each timed run: write back what earlier runs left dirty (a first
+/// apply of 1000 tenants leaves gigabytes with fsync off, and removing a
+/// server's directory frees as much), so that no run pays for another's I/O.
+fn settle() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    std::thread::sleep(Duration::from_millis(300));
 }
 
 fn random_password() -> String {
@@ -255,6 +268,7 @@ struct Workload<'a> {
 
 impl Workload<'_> {
     fn pgtenant_apply(&self, server: &PgServer, log: &str) -> Sample {
+        settle();
         let log = self.dir.join(log);
         let mut cmd = client_command(self.bin, server);
         cmd.env("DBUSERS", self.users_file).arg("apply");
@@ -264,8 +278,9 @@ impl Workload<'_> {
     /// The article's sidecar minus its `sleep infinity`: wait for the
     /// server, then provision.
     fn article_run(&self, server: &PgServer, log: &str) -> Sample {
+        settle();
         let started = Instant::now();
-        let mut rss = 0;
+        let (mut rss, mut cpu_secs) = (0, 0.0);
         for script in ["wait-for-postgres.sh", "init-user-db.sh"] {
             // bash rather than the shebang's sh: Debian's dash has no
             // `set -o pipefail` (the article runs them under Alpine's ash).
@@ -287,14 +302,17 @@ impl Workload<'_> {
                 &self.dir.join(format!("{log}.{script}.log")),
             );
             rss = rss.max(s.max_rss_bytes);
+            cpu_secs += s.cpu_secs;
         }
         Sample {
             secs: started.elapsed().as_secs_f64(),
+            cpu_secs,
             max_rss_bytes: rss,
         }
     }
 
     fn psql_session(&self, server: &PgServer, file: &Path) -> Sample {
+        settle();
         let mut cmd = client_command(Path::new("psql"), server);
         cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"])
             .arg(file);
@@ -323,37 +341,75 @@ impl Workload<'_> {
     }
 }
 
-/// The floor of a no-op apply: one `matches` per tenant, (single thread, all
-/// cores), medians of three.
-fn scram_floor(users: &[(String, String)]) -> (f64, f64) {
-    let pairs: Vec<(ScramVerifier, &str)> = users
+/// Verifiers of the users' passwords, for the floor of a no-op apply.
+fn floor_pairs(users: &[(String, String)]) -> Vec<(ScramVerifier, &str)> {
+    users
         .iter()
         .map(|(_, p)| {
             let v = ScramVerifier::generate(p, DEFAULT_ITERATIONS).expect("random salt");
             (v, p.as_str())
         })
-        .collect();
-    let median = |mut f: Box<dyn FnMut() -> f64 + '_>| {
-        let mut t: Vec<f64> = (0..3).map(|_| f()).collect();
-        t.sort_by(f64::total_cmp);
-        t[1]
-    };
-    let single = median(Box::new(|| {
-        let started = Instant::now();
-        let ok = pairs
+        .collect()
+}
+
+/// The floor of a no-op apply: one `matches` per tenant, in this process, on
+/// one thread or on every core (as pgtenant does, `pgtenant::parallel::map`).
+/// Returns (wall, CPU) seconds: on a machine shared with other work, CPU time
+/// is the figure that other processes do not inflate.
+fn scram_floor(pairs: &[(ScramVerifier, &str)], all_cores: bool) -> (f64, f64) {
+    let cpu_started = process_cpu_secs();
+    let started = Instant::now();
+    let ok = if all_cores {
+        pgtenant::parallel::map(pairs, |(v, p)| std::hint::black_box(v).matches(p))
+            .into_iter()
+            .filter(|&m| m)
+            .count()
+    } else {
+        pairs
             .iter()
             .filter(|(v, p)| std::hint::black_box(v).matches(p))
-            .count();
-        assert_eq!(ok, pairs.len());
-        started.elapsed().as_secs_f64()
-    }));
-    let parallel = median(Box::new(|| {
-        let started = Instant::now();
-        let ok = pgtenant::parallel::map(&pairs, |(v, p)| std::hint::black_box(v).matches(p));
-        assert!(ok.into_iter().all(|m| m));
-        started.elapsed().as_secs_f64()
-    }));
-    (single, parallel)
+            .count()
+    };
+    assert_eq!(ok, pairs.len());
+    (
+        started.elapsed().as_secs_f64(),
+        process_cpu_secs() - cpu_started,
+    )
+}
+
+/// CPU time of this process, all threads.
+fn process_cpu_secs() -> f64 {
+    // SAFETY: an all-zero timespec is valid; clock_gettime writes into it.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: valid clock id and pointer.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    assert_eq!(rc, 0, "clock_gettime");
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Stopped servers whose directories wait to be removed.
+struct Graveyard(Vec<PgServer>);
+
+impl Graveyard {
+    fn bury(&mut self, server: Option<PgServer>) {
+        if let Some(mut s) = server {
+            s.stop();
+            self.0.push(s);
+        }
+    }
+}
+
+impl Drop for Graveyard {
+    fn drop(&mut self) {
+        self.0.clear();
+        settle();
+        std::thread::sleep(Duration::from_secs(3));
+    }
 }
 
 struct Row {
@@ -365,6 +421,7 @@ struct Row {
     psql: Measured,
     floor_single: f64,
     floor_parallel: f64,
+    floor_cpu: f64,
 }
 
 impl Row {
@@ -397,12 +454,19 @@ fn bench_one(args: &Args, article: &Path, n: usize) -> Row {
     };
     let note = |what: &str, m: &Measured| {
         eprintln!(
-            "  N={n:>5} {what:<28} {:>9.3} s  (median of {}, peak RSS {:.1} MiB)",
+            "  N={n:>5} {what:<28} {:>9.3} s  (median of {}, CPU {:.3} s, peak RSS {:.1} MiB)",
             m.secs,
             m.runs,
+            m.cpu_secs,
             m.max_rss_bytes as f64 / MIB
         );
     };
+
+    // Used servers are stopped but their directories (gigabytes at N = 1000)
+    // are removed only after the last measurement of this N: removing them
+    // slows this machine's disk for a while, which would fall on whichever
+    // run came next.
+    let mut graveyard = Graveyard(Vec::new());
 
     // pgtenant: first apply on a fresh server each time; no-op on the last.
     let mut server = None;
@@ -410,12 +474,22 @@ fn bench_one(args: &Args, article: &Path, n: usize) -> Row {
         let s = PgServer::start();
         let sample = work.pgtenant_apply(&s, "pgtenant-first.log");
         expect_tenants(&s, work.n, "pgtenant first apply");
-        server = Some(s);
+        graveyard.bury(server.replace(s));
         sample
     });
     note("pgtenant first apply", &first);
     let s = server.take().expect("a server");
+    // The floor is measured right before each no-op apply, so both see the
+    // same load on the machine.
+    let pairs = floor_pairs(&users);
+    let (mut floor_single, mut floor_parallel, mut floor_cpu) =
+        (Vec::new(), Vec::new(), Vec::new());
     let noop = repeat(args.reps.max(3), args.budget, || {
+        settle();
+        floor_single.push(scram_floor(&pairs, false).0);
+        let (wall, cpu) = scram_floor(&pairs, true);
+        floor_parallel.push(wall);
+        floor_cpu.push(cpu);
         let sample = work.pgtenant_apply(&s, "pgtenant-noop.log");
         let log = fs::read_to_string(dir.path().join("pgtenant-noop.log")).unwrap_or_default();
         let want = format!("0 created, 0 updated, {n} unchanged");
@@ -423,7 +497,13 @@ fn bench_one(args: &Args, article: &Path, n: usize) -> Row {
         sample
     });
     note("pgtenant no-op apply", &noop);
-    drop(s);
+    let (floor_single, floor_parallel) = (median(floor_single), median(floor_parallel));
+    let floor_cpu = median(floor_cpu);
+    eprintln!(
+        "  N={n:>5} SCRAM floor: {floor_single:.3} s on 1 thread, {floor_parallel:.3} s on all cores \
+         (CPU {floor_cpu:.3} s)"
+    );
+    graveyard.bury(Some(s));
 
     // The article's scripts: first run on a fresh server, second on the same.
     let mut server = None;
@@ -431,7 +511,7 @@ fn bench_one(args: &Args, article: &Path, n: usize) -> Row {
         let s = PgServer::start();
         let sample = work.article_run(&s, "article-first");
         expect_tenants(&s, work.n, "article first run");
-        server = Some(s);
+        graveyard.bury(server.replace(s));
         sample
     });
     note("article first run", &article_first);
@@ -442,7 +522,7 @@ fn bench_one(args: &Args, article: &Path, n: usize) -> Row {
         sample
     });
     note("article second run", &article_second);
-    drop(s);
+    graveyard.bury(Some(s));
 
     // One psql session running the first apply's statements.
     let sql_file = work.write_sql();
@@ -450,14 +530,12 @@ fn bench_one(args: &Args, article: &Path, n: usize) -> Row {
         let s = PgServer::start();
         let sample = work.psql_session(&s, &sql_file);
         expect_tenants(&s, work.n, "psql session");
+        graveyard.bury(Some(s));
         sample
     });
     note("psql session (same SQL)", &psql);
+    drop(graveyard);
 
-    let (floor_single, floor_parallel) = scram_floor(&users);
-    eprintln!(
-        "  N={n:>5} SCRAM floor: {floor_single:.3} s on 1 thread, {floor_parallel:.3} s on all cores"
-    );
     Row {
         n,
         first,
@@ -467,6 +545,7 @@ fn bench_one(args: &Args, article: &Path, n: usize) -> Row {
         psql,
         floor_single,
         floor_parallel,
+        floor_cpu,
     }
 }
 
@@ -504,9 +583,9 @@ fn report(rows: &[Row], server_version: &str) -> String {
     let _ = writeln!(w);
     let _ = writeln!(
         w,
-        "| N | pgtenant first apply | pgtenant no-op | article first run | article second run \
-         | psql session | SCRAM floor 1 thread / all cores | article first ÷ pgtenant first \
-         | article second ÷ pgtenant no-op | pgtenant first ÷ psql | no-op ÷ floor (all cores) \
+        "| N | pgtenant first apply | pgtenant no-op (CPU) | article first run | article second run \
+         | psql session | SCRAM floor 1 thread / all cores (CPU) | article first ÷ pgtenant first \
+         | article second ÷ pgtenant no-op | pgtenant first ÷ psql | no-op ÷ floor, wall (CPU) \
          | peak RSS |"
     );
     let _ = writeln!(
@@ -516,19 +595,22 @@ fn report(rows: &[Row], server_version: &str) -> String {
     for r in rows {
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {} | {} | {} | {} / {} | {:.1}× | {:.1}× | {:.2}× | {:.2}× | {:.1} MiB |",
+            "| {} | {} | {} ({}) | {} | {} | {} | {} / {} ({}) | {:.1}× | {:.1}× | {:.2}× | {:.2}× ({:.2}×) | {:.1} MiB |",
             r.n,
             secs(r.first.secs),
             secs(r.noop.secs),
+            secs(r.noop.cpu_secs),
             secs(r.article_first.secs),
             secs(r.article_second.secs),
             secs(r.psql.secs),
             secs(r.floor_single),
             secs(r.floor_parallel),
+            secs(r.floor_cpu),
             r.article_first.secs / r.first.secs,
             r.article_second.secs / r.noop.secs,
             r.first.secs / r.psql.secs,
             r.noop.secs / r.floor_parallel,
+            r.noop.cpu_secs / r.floor_cpu,
             r.peak_rss_mib(),
         );
     }
@@ -558,11 +640,14 @@ fn report(rows: &[Row], server_version: &str) -> String {
         let _ = writeln!(
             w,
             "- no-op apply within {NOOP_OVER_FLOOR_MAX}× of {} SCRAM checks on all cores: \
-             {noop_floor:.2}× ({} vs {}) — {}",
+             {noop_floor:.2}× ({} vs {}) — {}; in CPU time {} vs {} ({:.2}×)",
             r.n,
             secs(r.noop.secs),
             secs(r.floor_parallel),
-            verdict(noop_floor <= NOOP_OVER_FLOOR_MAX)
+            verdict(noop_floor <= NOOP_OVER_FLOOR_MAX),
+            secs(r.noop.cpu_secs),
+            secs(r.floor_cpu),
+            r.noop.cpu_secs / r.floor_cpu
         );
         let first_x = r.article_first.secs / r.first.secs;
         let second_x = r.article_second.secs / r.noop.secs;

@@ -2,10 +2,15 @@
 //! once and cargo runs every module's tests in parallel in one process.
 
 mod apply;
+mod concurrency;
+mod faults;
+mod files;
 mod fixture;
+mod hostile;
 mod output;
 mod privilege;
 mod run;
+mod secrecy;
 mod support;
 mod tls;
 mod versions;
