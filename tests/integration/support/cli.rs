@@ -17,6 +17,11 @@ impl UsersFile {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("db_users.secret");
         std::fs::write(&path, content).expect("write users file");
+        // A secret file readable by everyone earns a warning; keep test
+        // output free of it.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .expect("chmod users file");
         UsersFile { dir, path }
     }
     pub fn path(&self) -> &Path {
