@@ -132,27 +132,40 @@ pub fn spawn_pgtenant(server: &PgServer, users: &Path, args: &[&str]) -> Child {
 }
 
 /// Waits for the child (killing it after `timeout`); exit code and stderr.
+/// Both pipes are drained while it runs: a child that logs more than a pipe
+/// holds (200 tenants on 14 and older) would otherwise block on write.
 pub fn wait_with_timeout(mut child: Child, timeout: Duration) -> (Option<i32>, String) {
+    fn drain<R: std::io::Read + Send + 'static>(
+        pipe: Option<R>,
+    ) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
     let deadline = Instant::now() + timeout;
-    loop {
-        if child.try_wait().expect("poll pgtenant").is_some() {
-            break;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll pgtenant") {
+            break Some(status);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            let out = child.wait_with_output().expect("reap pgtenant");
-            panic!(
-                "pgtenant did not exit within {timeout:?}; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let _ = child.wait();
+            break None;
         }
         std::thread::sleep(Duration::from_millis(5));
+    };
+    let _ = stdout.join();
+    let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
+    match status {
+        Some(status) => (status.code(), stderr),
+        None => panic!("pgtenant did not exit within {timeout:?}; stderr:\n{stderr}"),
     }
-    let out = child.wait_with_output().expect("collect pgtenant output");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// After a SIGKILL of the postmaster its backends live on for a moment and
