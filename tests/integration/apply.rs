@@ -2,17 +2,10 @@
 //! behaviour end to end.
 
 use crate::support::cli::{run, run_env, run_raw, UsersFile};
+use crate::support::one;
 use crate::support::server::PgServer;
 
 const ARTICLE_USERS: &str = include_str!("../../examples/db_users.secret");
-
-fn one(server: &PgServer, sql: &str) -> Option<String> {
-    server
-        .query(sql)
-        .into_iter()
-        .next()
-        .and_then(|r| r.into_iter().next().flatten())
-}
 
 /// Verifiers, owners and ACLs of the given tenants, for byte-for-byte
 /// comparisons between runs.

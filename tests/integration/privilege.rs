@@ -4,6 +4,7 @@
 //! major `PGTENANT_TEST_PG` selects.
 
 use crate::support::cli::{run_env, Run, UsersFile};
+use crate::support::one;
 use crate::support::server::PgServer;
 
 const ADMIN: &str = "tenant_admin";
@@ -32,14 +33,6 @@ fn as_admin(server: &PgServer, users: &UsersFile, args: &[&str]) -> Run {
         args,
         &[("PGUSER", ADMIN), ("PGPASSWORD", ADMIN_PASSWORD)],
     )
-}
-
-fn one(server: &PgServer, sql: &str) -> Option<String> {
-    server
-        .query(sql)
-        .into_iter()
-        .next()
-        .and_then(|r| r.into_iter().next().flatten())
 }
 
 #[track_caller]

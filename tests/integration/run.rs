@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::cli::run_raw;
+use crate::support::one;
 use crate::support::server::PgServer;
 
 /// How long an "eventually" may take on a loaded machine.
@@ -212,14 +213,6 @@ fn logs_in(server: &PgServer, user: &str, password: &str) -> bool {
     server
         .try_connect(user, password, &format!("{user}_db"))
         .is_ok()
-}
-
-fn one(server: &PgServer, sql: &str) -> Option<String> {
-    server
-        .query(sql)
-        .into_iter()
-        .next()
-        .and_then(|r| r.into_iter().next().flatten())
 }
 
 /// A Secret volume as the kubelet lays it out:
