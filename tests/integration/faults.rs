@@ -117,8 +117,53 @@ fn users_content(generations: &[u32]) -> String {
         .collect()
 }
 
+/// A running pgtenant whose output is drained by threads from the start: a
+/// child that logs more than a pipe holds (200 tenants on 14 and older) and
+/// that nobody reads would block on write while holding the advisory lock,
+/// and every other run would wait behind it.
+pub struct Spawned {
+    pub child: Child,
+    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+fn drain<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut buf);
+        }
+        buf
+    })
+}
+
+impl From<Child> for Spawned {
+    fn from(mut child: Child) -> Self {
+        let stdout = Some(drain(child.stdout.take()));
+        let stderr = Some(drain(child.stderr.take()));
+        Spawned {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl std::ops::Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.child
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+}
+
 /// `pgtenant apply` as a child process, so the test can act while it runs.
-pub fn spawn_pgtenant(server: &PgServer, users: &Path, args: &[&str]) -> Child {
+pub fn spawn_pgtenant(server: &PgServer, users: &Path, args: &[&str]) -> Spawned {
     Command::new(assert_cmd::cargo::cargo_bin("pgtenant"))
         .env_clear()
         .envs(server.admin_env())
@@ -129,39 +174,33 @@ pub fn spawn_pgtenant(server: &PgServer, users: &Path, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn pgtenant")
+        .into()
 }
 
 /// Waits for the child (killing it after `timeout`); exit code and stderr.
-/// Both pipes are drained while it runs: a child that logs more than a pipe
-/// holds (200 tenants on 14 and older) would otherwise block on write.
-pub fn wait_with_timeout(mut child: Child, timeout: Duration) -> (Option<i32>, String) {
-    fn drain<R: std::io::Read + Send + 'static>(
-        pipe: Option<R>,
-    ) -> std::thread::JoinHandle<Vec<u8>> {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut buf);
-            }
-            buf
-        })
-    }
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
+pub fn wait_with_timeout(child: impl Into<Spawned>, timeout: Duration) -> (Option<i32>, String) {
+    let mut spawned = child.into();
     let deadline = Instant::now() + timeout;
     let status = loop {
-        if let Some(status) = child.try_wait().expect("poll pgtenant") {
+        if let Some(status) = spawned.child.try_wait().expect("poll pgtenant") {
             break Some(status);
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+            let _ = spawned.child.kill();
+            let _ = spawned.child.wait();
             break None;
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    let _ = stdout.join();
-    let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
+    if let Some(out) = spawned.stdout.take() {
+        let _ = out.join();
+    }
+    let stderr = spawned
+        .stderr
+        .take()
+        .map(|h| h.join().unwrap_or_default())
+        .unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&stderr).into_owned();
     match status {
         Some(status) => (status.code(), stderr),
         None => panic!("pgtenant did not exit within {timeout:?}; stderr:\n{stderr}"),
