@@ -18,8 +18,11 @@ pub(crate) mod error;
 pub mod exit;
 pub mod input;
 pub(crate) mod logging;
+pub(crate) mod message;
 pub mod reconcile;
 pub(crate) mod render;
 pub mod server;
 pub(crate) mod settings;
 pub(crate) mod sidecar;
+#[cfg(test)]
+pub(crate) mod testutil;
