@@ -182,6 +182,9 @@ pub struct ConnSettings {
     /// ignored or could not be read). Resolution has no side effects, so they
     /// are handed to the caller to log.
     pub warnings: Vec<String>,
+    /// `lock_timeout` and `statement_timeout` of every session pgtenant
+    /// opens (flags, not libpq variables: see [`crate::db::SessionTimeouts`]).
+    pub timeouts: crate::db::SessionTimeouts,
 }
 
 /// Why the settings could not be resolved. Messages name the flag, variable
@@ -334,6 +337,7 @@ pub fn resolve(flags: &ConnFlags, env: &Env) -> Result<ConnSettings, ConnError> 
         ssl_cert_file,
         watched_files,
         warnings,
+        timeouts: crate::db::SessionTimeouts::default(),
     })
 }
 

@@ -451,7 +451,10 @@ impl Daemon<'_> {
     /// logged with `file:line` and leaves the one in force alone.
     fn reload(&mut self) -> Reload {
         let conn = match conninfo::resolve(&self.settings.flags, &self.settings.env) {
-            Ok(c) => c,
+            Ok(mut c) => {
+                c.timeouts = self.settings.conn.timeouts;
+                c
+            }
             Err(e) => return self.invalid(&format!("admin connection settings: {e}")),
         };
         let parsed = match users_file::load(&self.settings.users_file, &conn.user) {

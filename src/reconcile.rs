@@ -2,7 +2,7 @@
 //! what differs. The commands `apply`, `plan` and `status` and the long-running
 //! mode all go through here.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -14,26 +14,37 @@ use crate::apply::{self, Outcome, TenantOutcome};
 use crate::catalog::{self, Observed, ServerInfo};
 use crate::conninfo::ConnSettings;
 use crate::db::{self, DbError};
-use crate::desired::Desired;
+use crate::desired::{Desired, Password};
 use crate::password::{self, PasswordCheck};
 use crate::plan::{self, Options, Plan};
 
 /// Remembers, in memory only, which (role, stored secret, password) triples
 /// were already found to match, so a resync in which nothing changed does not
 /// recompute SCRAM keys. Only digests are kept.
+///
+/// It also remembers, per role, the digest of the password and of the
+/// stored secret last found in sync: when the next run finds the same
+/// password but another secret that does not match it, someone else
+/// changed the password under pgtenant (a second sidecar with another
+/// users file, a person), which is worth a warning and a metric.
 #[derive(Default)]
 pub struct CheckCache {
     in_sync: HashSet<[u8; 32]>,
+    last: HashMap<String, ([u8; 32], [u8; 32])>,
+}
+
+fn digest(parts: &[&str]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for part in parts {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().into()
 }
 
 impl CheckCache {
     fn key(role: &str, stored: &str, password: &str) -> [u8; 32] {
-        let mut h = Sha256::new();
-        for part in [role, stored, password] {
-            h.update((part.len() as u64).to_le_bytes());
-            h.update(part.as_bytes());
-        }
-        h.finalize().into()
+        digest(&[role, stored, password])
     }
     pub fn len(&self) -> usize {
         self.in_sync.len()
@@ -45,63 +56,115 @@ impl CheckCache {
     /// just set it, so the next resync need not derive it again.
     pub fn remember(&mut self, role: &str, stored: &str, password: &str) {
         self.in_sync.insert(Self::key(role, stored, password));
+        self.last.insert(
+            role.to_owned(),
+            (digest(&[role, password]), digest(&[role, stored])),
+        );
     }
 }
 
-/// Checks every tenant's password against its stored secret, on all cores,
-/// skipping the checks the cache already vouches for.
-pub fn check_passwords(
+/// The result of checking every tenant's password.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checks {
+    pub checks: Vec<PasswordCheck>,
+    /// Roles whose password was in sync (or set by pgtenant) at the last
+    /// run and was changed since by someone else, while the input kept it.
+    pub overwritten: Vec<String>,
+}
+
+/// Checks every tenant's password against its stored secret, on all cores
+/// and off the async runtime (so that health answers and signals are served
+/// during any amount of hashing), skipping the checks the cache already
+/// vouches for.
+pub async fn check_passwords(
     desired: &Desired,
     observed: &Observed,
     cache: Option<&mut CheckCache>,
-) -> Vec<PasswordCheck> {
+) -> Checks {
     let server = &observed.server;
-    let inputs: Vec<(&str, Option<&str>, &str)> = desired
+    let inputs: Vec<(String, Option<String>, Password)> = desired
         .tenants
         .iter()
         .map(|t| {
             let stored = observed
                 .roles
                 .get(&t.role)
-                .and_then(|r| r.password.as_deref());
-            (t.role.as_str(), stored, t.password.expose())
+                .and_then(|r| r.password.clone());
+            (t.role.clone(), stored, t.password.clone())
         })
         .collect();
     let cached: Vec<bool> = inputs
         .iter()
         .map(|(role, stored, pw)| match (&cache, stored) {
-            (Some(c), Some(s)) => c.in_sync.contains(&CheckCache::key(role, s, pw)),
+            (Some(c), Some(s)) => c.in_sync.contains(&CheckCache::key(role, s, pw.expose())),
             _ => false,
         })
         .collect();
-    let work: Vec<usize> = (0..inputs.len()).filter(|&i| !cached[i]).collect();
-    let results = crate::parallel::map(&work, |&i| {
-        let (role, stored, pw) = inputs[i];
-        password::check(
-            stored,
-            server.can_read_passwords,
-            role,
-            pw,
-            server.password_encryption,
-        )
-    });
+    let work: Vec<(usize, String, Option<String>, Password)> = inputs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !cached[*i])
+        .map(|(i, (r, s, p))| (i, r.clone(), s.clone(), p.clone()))
+        .collect();
+    let readable = server.can_read_passwords;
+    let encryption = server.password_encryption;
+    let cap = password::max_checked_iterations(server.scram_iterations_or_default());
+    let results = tokio::task::spawn_blocking(move || {
+        crate::parallel::map(&work, |(i, role, stored, pw)| {
+            let check = password::check(
+                stored.as_deref(),
+                readable,
+                role,
+                pw.expose(),
+                encryption,
+                cap,
+            );
+            (*i, check)
+        })
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     let mut checks = vec![PasswordCheck::InSync; inputs.len()];
-    for (i, check) in work.into_iter().zip(results) {
+    for (i, check) in results {
         checks[i] = check;
     }
+    let mut overwritten = Vec::new();
     // Keep exactly the pairs in sync now: the cache stays as large as the
     // input however often passwords change.
     if let Some(c) = cache {
+        let mut last = HashMap::with_capacity(inputs.len());
+        for ((role, stored, pw), check) in inputs.iter().zip(&checks) {
+            let Some(stored) = stored else { continue };
+            let pw_digest = digest(&[role, pw.expose()]);
+            let stored_digest = digest(&[role, stored]);
+            match c.last.get(role) {
+                Some((p, s))
+                    if *p == pw_digest && *s != stored_digest && check.needs_set() =>
+                {
+                    overwritten.push(role.clone());
+                }
+                _ => {}
+            }
+            if *check == PasswordCheck::InSync {
+                last.insert(role.clone(), (pw_digest, stored_digest));
+            }
+        }
         c.in_sync = inputs
             .iter()
             .zip(&checks)
             .filter_map(|((role, stored, pw), check)| match (stored, check) {
-                (Some(stored), PasswordCheck::InSync) => Some(CheckCache::key(role, stored, pw)),
+                (Some(stored), PasswordCheck::InSync) => {
+                    Some(CheckCache::key(role, stored, pw.expose()))
+                }
                 _ => None,
             })
             .collect();
+        c.last = last;
     }
-    checks
+    Checks {
+        checks,
+        overwritten,
+    }
 }
 
 /// An admin session with the server's facts, refusing a standby.
@@ -121,11 +184,17 @@ pub async fn observe(
     server: ServerInfo,
     desired: &Desired,
     cache: Option<&mut CheckCache>,
-) -> Result<(Observed, Vec<PasswordCheck>), DbError> {
+) -> Result<(Observed, Checks), DbError> {
     let mut observed =
         catalog::observe(client, server, &desired.roles(), &desired.databases()).await?;
     catalog::observe_public_schemas(settings, &mut observed).await?;
-    let checks = check_passwords(desired, &observed, cache);
+    let pairs: Vec<(String, String)> = desired
+        .tenants
+        .iter()
+        .map(|t| (t.database.clone(), t.role.clone()))
+        .collect();
+    catalog::observe_foreign_objects(settings, &mut observed, &pairs).await?;
+    let checks = check_passwords(desired, &observed, cache).await;
     Ok((observed, checks))
 }
 
@@ -137,7 +206,10 @@ pub async fn plan(
 ) -> Result<(Plan, ServerInfo), DbError> {
     let (client, server) = open(settings).await?;
     let (observed, checks) = observe(&client, settings, server.clone(), desired, None).await?;
-    Ok((plan::plan(desired, &observed, &checks, options), server))
+    Ok((
+        plan::plan(desired, &observed, &checks.checks, options),
+        server,
+    ))
 }
 
 /// The result of one `apply`.
@@ -145,6 +217,9 @@ pub async fn plan(
 pub struct Report {
     pub outcomes: Vec<TenantOutcome>,
     pub elapsed: Duration,
+    /// Roles whose password someone else changed since the last run (see
+    /// [`CheckCache`]); only known with a cache, i.e. in `run`.
+    pub overwritten: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -235,10 +310,11 @@ pub async fn apply(
         cache.as_deref_mut(),
     )
     .await?;
-    let plan = plan::plan(desired, &observed, &checks, options);
+    let plan = plan::plan(desired, &observed, &checks.checks, options);
     let outcomes = apply::apply(&client, settings, &server, desired, &plan, cache).await?;
     Ok(Report {
         outcomes,
         elapsed: started.elapsed(),
+        overwritten: checks.overwritten,
     })
 }

@@ -24,15 +24,25 @@ pub fn run(cli: Cli, env: Env) -> Result<i32, Error> {
     // none; `run` keeps going on an invalid one and reads it again on change).
     match &settings.command {
         CommandSettings::Run(run) => {
-            return Ok(runtime()?.block_on(daemon::run(&settings, run)));
+            return block_on(daemon::run(&settings, run));
         }
         CommandSettings::Wait { timeout } => {
-            return Ok(runtime()?.block_on(wait::command(&settings.conn, *timeout)));
+            return block_on(wait::command(&settings.conn, *timeout));
         }
         _ => {}
     }
     let desired = load_input(&settings)?;
-    runtime()?.block_on(dispatch(&settings, &desired))
+    block_on(dispatch(&settings, &desired))?
+}
+
+/// Runs `fut` to completion, then drops the runtime without waiting for
+/// work abandoned on its blocking threads: a stop (SIGTERM) in the middle
+/// of hashing passwords must not wait for the hashing to finish.
+fn block_on<F: std::future::Future>(fut: F) -> Result<F::Output, Error> {
+    let rt = runtime()?;
+    let out = rt.block_on(fut);
+    rt.shutdown_background();
+    Ok(out)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
@@ -89,7 +99,7 @@ async fn dispatch(settings: &Settings, desired: &Desired) -> Result<i32, Error> 
             let (client, server) = reconcile::open(&settings.conn).await?;
             let (observed, checks) =
                 reconcile::observe(&client, &settings.conn, server, desired, None).await?;
-            let rows = status::rows(desired, &observed, &checks);
+            let rows = status::rows(desired, &observed, &checks.checks);
             print(&match output {
                 Format::Text => render::status_text(&rows),
                 Format::Json => render::status_json(&rows),

@@ -51,7 +51,11 @@ pub fn resolve(cli: Cli, env: &Env) -> Result<Settings, ConnError> {
         user: g.username,
         dbname: g.dbname,
     };
-    let conn = conninfo::resolve(&flags, env)?;
+    let mut conn = conninfo::resolve(&flags, env)?;
+    conn.timeouts = crate::db::SessionTimeouts {
+        lock: g.lock_timeout,
+        statement: g.statement_timeout,
+    };
     let command = match cli.command {
         Command::Apply => CommandSettings::Apply,
         Command::Plan { exit_code, output } => CommandSettings::Plan { exit_code, output },

@@ -258,7 +258,12 @@ fn missing_root(path: &Path, settings: &ConnSettings) -> String {
 /// this server must be entirely usable.
 fn load_roots(path: &Path, lenient: bool) -> Result<Arc<RootCertStore>, TlsError> {
     let what = || format!("root certificate file {}", path.display());
-    let bytes = std::fs::read(path).map_err(|e| {
+    let bytes = crate::secret_file::open_regular(path)
+        .and_then(|mut f| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut bytes).map(|_| bytes)
+        })
+        .map_err(|e| {
         TlsError::Setup(format!(
             "failed to read {}: {}",
             what(),
