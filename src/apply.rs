@@ -40,6 +40,41 @@ impl Outcome {
 pub struct TenantOutcome {
     pub tenant: String,
     pub outcome: Outcome,
+    /// For a failure: which kind, as the metrics label it.
+    pub failure: Option<FailureKind>,
+}
+
+/// Why a tenant failed, for metrics and alerts: a timeout means another
+/// session (often the tenant itself) held a lock or the server was slow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    LockTimeout,
+    StatementTimeout,
+    Other,
+}
+
+impl FailureKind {
+    pub fn of(e: &DbError) -> Self {
+        match e.sqlstate() {
+            Some("55P03") => FailureKind::LockTimeout,
+            Some("57014") => FailureKind::StatementTimeout,
+            _ => FailureKind::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::LockTimeout => "lock_timeout",
+            FailureKind::StatementTimeout => "statement_timeout",
+            FailureKind::Other => "other",
+        }
+    }
+
+    pub const ALL: [FailureKind; 3] = [
+        FailureKind::LockTimeout,
+        FailureKind::StatementTimeout,
+        FailureKind::Other,
+    ];
 }
 
 /// Applies `plan`. Returns one outcome per tenant of `desired`, in order,
@@ -61,10 +96,12 @@ pub async fn apply(
             outcomes.push(TenantOutcome {
                 tenant: role.clone(),
                 outcome: Outcome::Refused(conflict.reason.clone()),
+                failure: None,
             });
             continue;
         }
         let mut outcome = Outcome::Unchanged;
+        let mut failure = None;
         'changes: for change in plan.changes_for(role) {
             for step in &change.steps {
                 if let Err(e) = run_step(client, settings, server, step, &verifiers).await {
@@ -73,6 +110,7 @@ pub async fn apply(
                     }
                     error!(role = %role, error = %e, "tenant {} failed: {e}", quote_ident(role));
                     outcome = Outcome::Failed(e.to_string());
+                    failure = Some(FailureKind::of(&e));
                     break 'changes;
                 }
                 // The server stores the verifier as sent: the next resync
@@ -90,6 +128,7 @@ pub async fn apply(
         outcomes.push(TenantOutcome {
             tenant: role.clone(),
             outcome,
+            failure,
         });
     }
     Ok(outcomes)

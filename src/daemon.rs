@@ -314,11 +314,14 @@ impl Daemon<'_> {
                     Wake::Due => {
                         debug!("resync");
                         apply_now = true;
+                        // Re-read the input whatever the watch saw: a watch
+                        // can be lost (a directory deleted and re-created,
+                        // an event queue overflow) and a resync is the
+                        // backstop. It also re-watches what can be watched.
+                        self.reload();
                         // With no valid input yet there is nothing to apply;
-                        // look again at the next interval (a directory that
-                        // could not be watched is retried here).
+                        // look again at the next interval.
                         if self.desired.is_none() {
-                            self.reload();
                             due = tokio::time::Instant::now() + self.opts.resync_interval;
                         }
                     }
@@ -395,6 +398,21 @@ impl Daemon<'_> {
         match result {
             Ok(report) => {
                 let s = report.summary();
+                for o in &report.outcomes {
+                    if let Some(kind) = o.failure {
+                        metrics.record_tenant_failure(kind);
+                    }
+                }
+                if !report.overwritten.is_empty() {
+                    for role in &report.overwritten {
+                        warn!(role = %role, action = "password_overwritten",
+                            "the password of role {} was changed by someone else since pgtenant \
+                             set it, although the input did not change it: another writer (a \
+                             second pgtenant with another users file?) is fighting over it",
+                            crate::sql::quote_ident(role));
+                    }
+                    metrics.record_password_overwrites(report.overwritten.len());
+                }
                 let refused = report
                     .outcomes
                     .iter()
@@ -421,7 +439,7 @@ impl Daemon<'_> {
                 } else {
                     report.log_summary();
                     metrics.record_reconcile(ReconcileResult::Failure, elapsed, Some(s), refused);
-                    let why = format!("{} of {} tenants failed", s.failed, s.tenants);
+                    let why = failure_summary(&report.outcomes, s.failed, s.tenants);
                     self.shared.update(|st| st.last = Last::Failed(why));
                     self.last_failed = true;
                     Applied::Failed
@@ -457,14 +475,13 @@ impl Daemon<'_> {
             }
             Err(e) => return self.invalid(&format!("admin connection settings: {e}")),
         };
+        // Watch first, then read: a file written between the two is then
+        // either read now or seen by the watch, never missed.
+        self.watch(&conn);
         let parsed = match users_file::load(&self.settings.users_file, &conn.user) {
             Ok(p) => p,
-            Err(e) => {
-                self.watch(&conn);
-                return self.invalid(&e.to_string());
-            }
+            Err(e) => return self.invalid(&e.to_string()),
         };
-        self.watch(&conn);
         let was_invalid = self
             .shared
             .status
@@ -537,6 +554,31 @@ impl Daemon<'_> {
         files.extend(self.settings.conn.watched_files.iter().cloned());
         self.watcher.watch_files(&files);
     }
+}
+
+/// `2 of 5 tenants failed: "a": failed to alter role "a": canceling
+/// statement due to lock timeout (SQLSTATE 55P03); "b": ...`, the first few
+/// named, for `/readyz`. Messages come from errors, which never hold a secret.
+fn failure_summary(outcomes: &[crate::apply::TenantOutcome], failed: usize, total: usize) -> String {
+    const SHOWN: usize = 3;
+    let mut text = format!("{failed} of {total} tenants failed");
+    let reasons: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| match &o.outcome {
+            Outcome::Failed(why) | Outcome::Refused(why) => {
+                Some(format!("{}: {why}", crate::sql::quote_ident(&o.tenant)))
+            }
+            _ => None,
+        })
+        .collect();
+    if !reasons.is_empty() {
+        text.push_str(": ");
+        text.push_str(&reasons[..reasons.len().min(SHOWN)].join("; "));
+        if reasons.len() > SHOWN {
+            text.push_str(&format!("; and {} more", reasons.len() - SHOWN));
+        }
+    }
+    text
 }
 
 /// A digest of everything in the admin settings, password included, to

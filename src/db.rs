@@ -83,6 +83,16 @@ impl DbError {
         }
     }
 
+    /// The SQLSTATE the server gave, if any.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            DbError::Connect { sqlstate, .. } | DbError::Query { sqlstate, .. } => {
+                sqlstate.as_deref()
+            }
+            _ => None,
+        }
+    }
+
     /// The connection itself is gone (server restarted or shut down), as
     /// opposed to a statement that failed on a healthy session.
     pub fn is_connection_lost(&self) -> bool {
