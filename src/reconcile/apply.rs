@@ -6,14 +6,14 @@ use std::collections::HashMap;
 use tokio_postgres::Client;
 use tracing::{error, info};
 
-use crate::catalog::{ServerInfo, TENANT_MARKER};
-use crate::conninfo::ConnSettings;
-use crate::db::{self, DbError};
-use crate::desired::Desired;
-use crate::password;
-use crate::plan::{Action, PasswordReason, Plan, Step};
+use crate::server::catalog::{ServerInfo, TENANT_MARKER};
+use crate::input::conninfo::ConnSettings;
+use crate::server::db::{self, DbError};
+use crate::input::desired::Desired;
+use crate::reconcile::password;
+use crate::reconcile::plan::{Action, PasswordReason, Plan, Step};
 use crate::reconcile::CheckCache;
-use crate::sql::{self, quote_ident, Statement};
+use crate::server::sql::{self, quote_ident, Statement};
 
 /// What happened to one tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub enum Outcome {
     /// Its role or database was created.
     Created,
     Updated,
-    /// pgtenant refused to manage it (see [`crate::plan::Conflict`]).
+    /// pgtenant refused to manage it (see [`crate::reconcile::plan::Conflict`]).
     Refused(String),
     Failed(String),
 }
@@ -155,7 +155,7 @@ async fn make_verifiers(
     plan: &Plan,
     server: &ServerInfo,
 ) -> Result<HashMap<String, String>, DbError> {
-    let wanted: Vec<(String, crate::desired::Password)> = plan
+    let wanted: Vec<(String, crate::input::desired::Password)> = plan
         .changes
         .iter()
         .flat_map(|c| c.steps.iter())
@@ -182,7 +182,7 @@ async fn make_verifiers(
     let encryption = server.password_encryption;
     let iterations = server.scram_iterations_or_default();
     let results = tokio::task::spawn_blocking(move || {
-        let verifiers = crate::parallel::map(&wanted, |(role, password)| {
+        let verifiers = crate::reconcile::parallel::map(&wanted, |(role, password)| {
             password::new_verifier(password.expose(), role, encryption, iterations)
         });
         wanted

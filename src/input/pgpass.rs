@@ -15,7 +15,7 @@ use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use crate::secret_file::describe_io;
+use crate::input::secret_file::describe_io;
 
 /// The outcome of a lookup.
 #[derive(Clone, PartialEq, Eq)]
@@ -110,7 +110,7 @@ pub fn lookup(
             }));
         }
     }
-    let file = match crate::secret_file::open_regular(path) {
+    let file = match crate::input::secret_file::open_regular(path) {
         Ok(file) => file,
         // Removed between the two calls: it is simply not there.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lookup::NotFound),

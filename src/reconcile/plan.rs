@@ -7,10 +7,10 @@
 
 use serde::Serialize;
 
-use crate::catalog::{ForeignObjects, Observed, ObservedDatabase, TENANT_MARKER};
-use crate::desired::{Desired, Tenant};
-use crate::password::PasswordCheck;
-use crate::sql::quote_ident;
+use crate::server::catalog::{ForeignObjects, Observed, ObservedDatabase, TENANT_MARKER};
+use crate::input::desired::{Desired, Tenant};
+use crate::reconcile::password::PasswordCheck;
+use crate::server::sql::quote_ident;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -204,7 +204,7 @@ fn refusal(tenant: &Tenant, observed: &Observed) -> Option<String> {
             "role {name} exists with NOLOGIN and was not created by pgtenant; giving it a \
              password and LOGIN would let the users file log in as it: if it is this \
              tenant's, mark it (COMMENT ON ROLE {name} IS {}), else remove the line",
-            crate::sql::quote_literal(TENANT_MARKER)
+            crate::server::sql::quote_literal(TENANT_MARKER)
         ));
     }
     None
@@ -498,9 +498,9 @@ pub fn is_isolated(db: &ObservedDatabase, role: &str, schema_fix: bool) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{ObservedRole, SchemaState, ServerInfo};
-    use crate::desired::{Origin, Password};
-    use crate::password::PasswordEncryption;
+    use crate::server::catalog::{ObservedRole, SchemaState, ServerInfo};
+    use crate::input::desired::{Origin, Password};
+    use crate::reconcile::password::PasswordEncryption;
     use std::collections::HashMap;
 
     fn server(version_num: u32) -> ServerInfo {

@@ -3,7 +3,7 @@
 //! state, whether the input is valid and whether the server is up.
 //!
 //! This module owns the metric names and their registry; the loop in
-//! [`crate::daemon`] records into them and [`crate::health`] serves them.
+//! [`crate::sidecar::daemon`] records into them and [`crate::sidecar::health`] serves them.
 //! Metrics are atomics inside the `prometheus-client` types, so recording
 //! takes no lock and encoding reads a consistent-enough snapshot.
 
@@ -119,7 +119,7 @@ impl Metrics {
              the input kept them (another writer: a second pgtenant, a person)",
             password_overwrites.clone(),
         );
-        for k in crate::apply::FailureKind::ALL {
+        for k in crate::reconcile::apply::FailureKind::ALL {
             let _ = tenant_failures.get_or_create(&[("reason", k.as_str())]);
         }
         // Every series exists from the start, so a dashboard shows 0, not "no data".
@@ -146,7 +146,7 @@ impl Metrics {
         }
     }
 
-    pub fn record_tenant_failure(&self, kind: crate::apply::FailureKind) {
+    pub fn record_tenant_failure(&self, kind: crate::reconcile::apply::FailureKind) {
         self.tenant_failures
             .get_or_create(&[("reason", kind.as_str())])
             .inc();

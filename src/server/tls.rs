@@ -14,7 +14,7 @@
 //! | `verify-full` | TLS                               | chain and host name                      |
 //!
 //! The root certificates come from `PGSSLROOTCERT`, else from libpq's default
-//! `~/.postgresql/root.crt` (resolved in [`crate::conninfo`]); with
+//! `~/.postgresql/root.crt` (resolved in [`crate::input::conninfo`]); with
 //! `PGSSLROOTCERT=system`, from the system's bundle (`SSL_CERT_FILE`, else
 //! the usual distribution paths). A file named by `PGSSLROOTCERT` must exist
 //! (libpq would silently skip a missing one outside the `verify-*` modes);
@@ -54,7 +54,7 @@ use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream}
 use tokio_postgres::{Client, Config, Socket};
 use tracing::warn;
 
-use crate::conninfo::{ConnSettings, Host, SslMode};
+use crate::input::conninfo::{ConnSettings, Host, SslMode};
 
 /// A connection's background task, as [`connect`] returns it.
 pub type Connection = tokio_postgres::Connection<Socket, PgTlsStream>;
@@ -114,7 +114,7 @@ pub async fn connect(
             sslmode = %settings.sslmode,
             "connecting to {} {what} failed ({}); retrying {next}, as PGSSLMODE={} allows",
             settings.endpoint(),
-            crate::db::describe(&error),
+            crate::server::error::describe(&error),
             settings.sslmode
         );
         first_error = Some(error);
@@ -258,7 +258,7 @@ fn missing_root(path: &Path, settings: &ConnSettings) -> String {
 /// this server must be entirely usable.
 fn load_roots(path: &Path, lenient: bool) -> Result<Arc<RootCertStore>, TlsError> {
     let what = || format!("root certificate file {}", path.display());
-    let bytes = crate::secret_file::open_regular(path)
+    let bytes = crate::input::secret_file::open_regular(path)
         .and_then(|mut f| {
             let mut bytes = Vec::new();
             std::io::Read::read_to_end(&mut f, &mut bytes).map(|_| bytes)
@@ -267,7 +267,7 @@ fn load_roots(path: &Path, lenient: bool) -> Result<Arc<RootCertStore>, TlsError
         TlsError::Setup(format!(
             "failed to read {}: {}",
             what(),
-            crate::secret_file::describe_io(&e)
+            crate::input::secret_file::describe_io(&e)
         ))
     })?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
@@ -466,7 +466,7 @@ fn describe_handshake(e: &io::Error, source: Option<&RootSource>) -> String {
     let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
         return format!(
             "tls handshake failed: {}",
-            crate::secret_file::describe_io(e)
+            crate::input::secret_file::describe_io(e)
         );
     };
     match tls {

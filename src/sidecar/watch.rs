@@ -144,6 +144,7 @@ impl Watcher {
         }
     }
 
+    #[cfg(test)]
     pub fn watched_dirs(&self) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = self.dirs.keys().cloned().collect();
         dirs.sort();

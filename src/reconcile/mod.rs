@@ -2,66 +2,29 @@
 //! what differs. The commands `apply`, `plan` and `status` and the long-running
 //! mode all go through here.
 
-use std::collections::{HashMap, HashSet};
+pub(crate) mod apply;
+pub(crate) mod check;
+pub mod parallel;
+pub(crate) mod password;
+pub(crate) mod plan;
+pub mod scram;
+pub(crate) mod status;
+
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 use tracing::{info, warn};
 
-use crate::apply::{self, Outcome, TenantOutcome};
-use crate::catalog::{self, Observed, ServerInfo};
-use crate::conninfo::ConnSettings;
-use crate::db::{self, DbError};
-use crate::desired::{Desired, Password};
-use crate::password::{self, PasswordCheck};
-use crate::plan::{self, Options, Plan};
-
-/// Remembers, in memory only, which (role, stored secret, password) triples
-/// were already found to match, so a resync in which nothing changed does not
-/// recompute SCRAM keys. Only digests are kept.
-///
-/// It also remembers, per role, the digest of the password and of the
-/// stored secret last found in sync: when the next run finds the same
-/// password but another secret that does not match it, someone else
-/// changed the password under pgtenant (a second sidecar with another
-/// users file, a person), which is worth a warning and a metric.
-#[derive(Default)]
-pub struct CheckCache {
-    in_sync: HashSet<[u8; 32]>,
-    last: HashMap<String, ([u8; 32], [u8; 32])>,
-}
-
-fn digest(parts: &[&str]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    for part in parts {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
-    }
-    h.finalize().into()
-}
-
-impl CheckCache {
-    fn key(role: &str, stored: &str, password: &str) -> [u8; 32] {
-        digest(&[role, stored, password])
-    }
-    pub fn len(&self) -> usize {
-        self.in_sync.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.in_sync.is_empty()
-    }
-    /// Records that `stored` is a verifier of `password` for `role`: apply
-    /// just set it, so the next resync need not derive it again.
-    pub fn remember(&mut self, role: &str, stored: &str, password: &str) {
-        self.in_sync.insert(Self::key(role, stored, password));
-        self.last.insert(
-            role.to_owned(),
-            (digest(&[role, password]), digest(&[role, stored])),
-        );
-    }
-}
+use crate::input::conninfo::ConnSettings;
+use crate::input::desired::{Desired, Password};
+use crate::reconcile::apply::{Outcome, TenantOutcome};
+use crate::reconcile::check::{digest, CheckCache};
+use crate::reconcile::password::PasswordCheck;
+use crate::reconcile::plan::{Options, Plan};
+use crate::server::catalog::{self, Observed, ServerInfo};
+use crate::server::db::{self, DbError};
 
 /// The result of checking every tenant's password.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -110,7 +73,7 @@ pub async fn check_passwords(
     let encryption = server.password_encryption;
     let cap = password::max_checked_iterations(server.scram_iterations_or_default());
     let results = tokio::task::spawn_blocking(move || {
-        crate::parallel::map(&work, |(i, role, stored, pw)| {
+        crate::reconcile::parallel::map(&work, |(i, role, stored, pw)| {
             let check = password::check(
                 stored.as_deref(),
                 readable,

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::env::Env;
-use crate::pgpass::{self, Lookup, PgpassError};
-use crate::secret_file::{self, SecretFileError, Source};
+use crate::input::env::Env;
+use crate::input::pgpass::{self, Lookup, PgpassError};
+use crate::input::secret_file::{self, SecretFileError, Source};
 
 /// libpq's default port.
 pub const DEFAULT_PORT: u16 = 5432;
@@ -40,7 +40,7 @@ pub const DEFAULT_APPLICATION_NAME: &str = "pgtenant";
 /// wait lets the caller retry or surface the problem.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// libpq's `sslmode`; [`crate::tls`] gives each its meaning.
+/// libpq's `sslmode`; [`crate::server::tls`] gives each its meaning.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SslMode {
     Disable,
@@ -145,6 +145,32 @@ pub struct ConnFlags {
     pub dbname: Option<String>,
 }
 
+/// The bounds of every wait and every statement of pgtenant's sessions, so
+/// that a tenant holding a lock on its own role or database (an open
+/// `BEGIN; ALTER ROLE me ...`) fails that tenant alone, quickly, instead of
+/// stalling every run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimeouts {
+    /// `lock_timeout`: the longest wait for a lock held by another session.
+    pub lock: std::time::Duration,
+    /// `statement_timeout`: the longest any one statement may run.
+    pub statement: std::time::Duration,
+}
+
+impl SessionTimeouts {
+    pub const DEFAULT_LOCK: std::time::Duration = std::time::Duration::from_secs(5);
+    pub const DEFAULT_STATEMENT: std::time::Duration = std::time::Duration::from_secs(120);
+}
+
+impl Default for SessionTimeouts {
+    fn default() -> Self {
+        SessionTimeouts {
+            lock: Self::DEFAULT_LOCK,
+            statement: Self::DEFAULT_STATEMENT,
+        }
+    }
+}
+
 /// The resolved, validated admin connection settings.
 #[derive(Clone, Debug)]
 pub struct ConnSettings {
@@ -183,8 +209,8 @@ pub struct ConnSettings {
     /// are handed to the caller to log.
     pub warnings: Vec<String>,
     /// `lock_timeout` and `statement_timeout` of every session pgtenant
-    /// opens (flags, not libpq variables: see [`crate::db::SessionTimeouts`]).
-    pub timeouts: crate::db::SessionTimeouts,
+    /// opens (flags, not libpq variables).
+    pub timeouts: SessionTimeouts,
 }
 
 /// Why the settings could not be resolved. Messages name the flag, variable
@@ -337,7 +363,7 @@ pub fn resolve(flags: &ConnFlags, env: &Env) -> Result<ConnSettings, ConnError> 
         ssl_cert_file,
         watched_files,
         warnings,
-        timeouts: crate::db::SessionTimeouts::default(),
+        timeouts: SessionTimeouts::default(),
     })
 }
 
@@ -528,7 +554,7 @@ impl ConnSettings {
     ///
     /// tokio-postgres knows only three TLS modes. `allow` becomes `prefer`
     /// and `verify-ca` / `verify-full` become `require`: certificate
-    /// verification and the order of attempts are [`crate::tls::connect`]'s
+    /// verification and the order of attempts are [`crate::server::tls::connect`]'s
     /// job, which sets the mode of each attempt itself.
     pub fn pg_config(&self) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
