@@ -5,8 +5,8 @@
 use serde::Serialize;
 
 use crate::reconcile::plan::{Action, Change, Plan};
-use crate::server::sql::quote_ident;
 use crate::reconcile::status::Row;
+use crate::server::sql::quote_ident;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -86,7 +86,8 @@ pub fn status_text(rows: &[Row]) -> String {
                     ("present", false) => "no".to_owned(),
                     _ => "missing".to_owned(),
                 },
-                if r.database_state == crate::reconcile::status::Presence::Present && r.connectable {
+                if r.database_state == crate::reconcile::status::Presence::Present && r.connectable
+                {
                     quote_ident(&r.database)
                 } else if r.database_state == crate::reconcile::status::Presence::Present {
                     format!("{} (no connections)", quote_ident(&r.database))

@@ -352,7 +352,10 @@ mod tests {
         let err = read_secret_file(dir.path()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("failed to read {}: not a regular file", dir.path().display())
+            format!(
+                "failed to read {}: not a regular file",
+                dir.path().display()
+            )
         );
     }
 

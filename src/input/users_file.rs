@@ -248,19 +248,27 @@ pub fn parse(path: &Path, bytes: &[u8], admin_user: &str) -> Result<Parsed, Inpu
         };
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         if raw.contains(&b'\r') {
-            report(&mut errors, &mut dropped, LineError {
-                origin,
-                problem: Problem::LoneCarriageReturn,
-            });
+            report(
+                &mut errors,
+                &mut dropped,
+                LineError {
+                    origin,
+                    problem: Problem::LoneCarriageReturn,
+                },
+            );
             continue;
         }
         let line = match std::str::from_utf8(raw) {
             Ok(line) => line,
             Err(_) => {
-                report(&mut errors, &mut dropped, LineError {
-                    origin,
-                    problem: Problem::NotUtf8,
-                });
+                report(
+                    &mut errors,
+                    &mut dropped,
+                    LineError {
+                        origin,
+                        problem: Problem::NotUtf8,
+                    },
+                );
                 continue;
             }
         };
@@ -493,7 +501,10 @@ mod tests {
             problems(b"a:1\rb:2\rc:3\r"),
             [(1, Problem::LoneCarriageReturn)]
         );
-        assert_eq!(pairs(&ok("u:a\r\nv:b\r\n")), [("u", "a", "u_db"), ("v", "b", "v_db")]);
+        assert_eq!(
+            pairs(&ok("u:a\r\nv:b\r\n")),
+            [("u", "a", "u_db"), ("v", "b", "v_db")]
+        );
     }
 
     #[test]

@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use tokio_postgres::Client;
 use tracing::{error, info};
 
-use crate::server::catalog::{ServerInfo, TENANT_MARKER};
 use crate::input::conninfo::ConnSettings;
-use crate::server::db::{self, DbError};
 use crate::input::desired::Desired;
 use crate::reconcile::password;
 use crate::reconcile::plan::{Action, PasswordReason, Plan, Step};
 use crate::reconcile::CheckCache;
+use crate::server::catalog::{ServerInfo, TENANT_MARKER};
+use crate::server::db::{self, DbError};
 use crate::server::sql::{self, quote_ident, Statement};
 
 /// What happened to one tenant.

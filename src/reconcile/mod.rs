@@ -49,10 +49,7 @@ pub async fn check_passwords(
         .tenants
         .iter()
         .map(|t| {
-            let stored = observed
-                .roles
-                .get(&t.role)
-                .and_then(|r| r.password.clone());
+            let stored = observed.roles.get(&t.role).and_then(|r| r.password.clone());
             (t.role.clone(), stored, t.password.clone())
         })
         .collect();
@@ -101,9 +98,7 @@ pub async fn check_passwords(
             let pw_digest = digest(&[role, pw.expose()]);
             let stored_digest = digest(&[role, stored]);
             match c.last.get(role) {
-                Some((p, s))
-                    if *p == pw_digest && *s != stored_digest && check.needs_set() =>
-                {
+                Some((p, s)) if *p == pw_digest && *s != stored_digest && check.needs_set() => {
                     overwritten.push(role.clone());
                 }
                 _ => {}

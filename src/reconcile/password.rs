@@ -272,13 +272,22 @@ mod tests {
     fn md5_verifier_is_postgresqls() {
         for (role, password, stored) in PG15_MD5 {
             assert_eq!(md5_verifier(password, role), *stored, "{role}");
-            assert_eq!(check(Some(stored), true, role, password, WantMd5, CAP), InSync);
+            assert_eq!(
+                check(Some(stored), true, role, password, WantMd5, CAP),
+                InSync
+            );
             assert_eq!(
                 check(Some(stored), true, role, password, WantScram, CAP),
                 Upgrade
             );
-            assert_eq!(check(Some(stored), true, role, "wrong", WantMd5, CAP), Differs);
-            assert_eq!(check(Some(stored), true, role, "wrong", WantScram, CAP), Differs);
+            assert_eq!(
+                check(Some(stored), true, role, "wrong", WantMd5, CAP),
+                Differs
+            );
+            assert_eq!(
+                check(Some(stored), true, role, "wrong", WantScram, CAP),
+                Differs
+            );
         }
     }
 
@@ -363,7 +372,10 @@ mod tests {
             InSync
         );
         assert_eq!(check(Some(&scram), true, "r", "pw", WantScram, CAP), InSync);
-        assert_eq!(check(Some(&scram), true, "r", "pw2", WantScram, CAP), Differs);
+        assert_eq!(
+            check(Some(&scram), true, "r", "pw2", WantScram, CAP),
+            Differs
+        );
         // salted afresh every time
         assert_ne!(scram, new_verifier("pw\u{AD}", "r", WantScram, 64).unwrap());
 

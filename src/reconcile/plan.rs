@@ -7,9 +7,9 @@
 
 use serde::Serialize;
 
-use crate::server::catalog::{ForeignObjects, Observed, ObservedDatabase, TENANT_MARKER};
 use crate::input::desired::{Desired, Tenant};
 use crate::reconcile::password::PasswordCheck;
+use crate::server::catalog::{ForeignObjects, Observed, ObservedDatabase, TENANT_MARKER};
 use crate::server::sql::quote_ident;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -498,9 +498,9 @@ pub fn is_isolated(db: &ObservedDatabase, role: &str, schema_fix: bool) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::catalog::{ObservedRole, SchemaState, ServerInfo};
     use crate::input::desired::{Origin, Password};
     use crate::reconcile::password::PasswordEncryption;
+    use crate::server::catalog::{ObservedRole, SchemaState, ServerInfo};
     use std::collections::HashMap;
 
     fn server(version_num: u32) -> ServerInfo {
@@ -749,7 +749,9 @@ mod tests {
 
     #[test]
     fn adoption_policy() {
-        let names = ["su", "cr", "repl", "rls", "member", "nologin", "marked", "plain"];
+        let names = [
+            "su", "cr", "repl", "rls", "member", "nologin", "marked", "plain",
+        ];
         let d = desired(&names);
         let mut roles: Vec<ObservedRole> = names.iter().map(|n| role(n)).collect();
         roles[0].superuser = true;
@@ -777,7 +779,10 @@ mod tests {
         );
         // Nothing of a refused tenant is planned.
         let changed: Vec<&str> = p.changes.iter().map(|c| c.tenant.as_str()).collect();
-        assert!(changed.iter().all(|t| *t == "marked" || *t == "plain"), "{changed:?}");
+        assert!(
+            changed.iter().all(|t| *t == "marked" || *t == "plain"),
+            "{changed:?}"
+        );
         assert!(lines(&p).contains(&r#"~ role "marked": login, password"#.to_owned()));
     }
 
@@ -801,8 +806,10 @@ mod tests {
              role: if it is \"billing\"'s, give it yourself (ALTER DATABASE \"billing_db\" OWNER \
              TO \"billing\"), else remove the line or pick another user name"
         );
-        assert!(lines(&p).contains(&r#"~ database "empty_db": owner "empty" (was "postgres")"#.to_owned()));
-        assert!(lines(&p).contains(&r#"~ database "drifted_db": owner "drifted" (was "someone")"#.to_owned()));
+        assert!(lines(&p)
+            .contains(&r#"~ database "empty_db": owner "empty" (was "postgres")"#.to_owned()));
+        assert!(lines(&p)
+            .contains(&r#"~ database "drifted_db": owner "drifted" (was "someone")"#.to_owned()));
         // Not looked into (a bug elsewhere) is refused too.
         let mut blind = database("billing_db", "other");
         blind.foreign_objects = None;
@@ -866,12 +873,18 @@ mod tests {
         let p = plan(
             &d,
             &o,
-            &[PasswordCheck::Missing, PasswordCheck::Unknown, PasswordCheck::InSync],
+            &[
+                PasswordCheck::Missing,
+                PasswordCheck::Unknown,
+                PasswordCheck::InSync,
+            ],
             ISOLATED,
         );
         let refused: Vec<&str> = p.conflicts.iter().map(|c| c.tenant.as_str()).collect();
         assert_eq!(refused, ["new", "old"]);
-        assert!(p.conflicts[0].reason.contains("neither SUPERUSER nor CREATEROLE"));
+        assert!(p.conflicts[0]
+            .reason
+            .contains("neither SUPERUSER nor CREATEROLE"));
         assert!(p.conflicts[1].reason.contains("WITH ADMIN OPTION"));
         assert!(p.changes.iter().all(|c| c.tenant == "fine"));
     }

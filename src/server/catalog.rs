@@ -255,11 +255,10 @@ pub async fn observe(
     // On 15 and older CREATEROLE may alter every role that is not a
     // superuser (those are refused anyway); 16 and newer also ask for ADMIN
     // OPTION on the role.
-    let may_alter_all = server.admin_is_superuser
-        || (server.admin_can_create_roles && server.major() < 16);
-    let needs_admin_option = !server.admin_is_superuser
-        && server.admin_can_create_roles
-        && server.major() >= 16;
+    let may_alter_all =
+        server.admin_is_superuser || (server.admin_can_create_roles && server.major() < 16);
+    let needs_admin_option =
+        !server.admin_is_superuser && server.admin_can_create_roles && server.major() >= 16;
     let role_rows = client
         .query(
             &role_query,
@@ -399,12 +398,7 @@ pub async fn observe_foreign_objects(
 ) -> Result<(), DbError> {
     let owners: HashMap<String, String> = tenant_databases
         .iter()
-        .filter(|(db, role)| {
-            observed
-                .databases
-                .get(db)
-                .is_some_and(|d| d.owner != *role)
-        })
+        .filter(|(db, role)| observed.databases.get(db).is_some_and(|d| d.owner != *role))
         .map(|(db, role)| (db.clone(), role.clone()))
         .collect();
     if owners.is_empty() {

@@ -269,7 +269,10 @@ mod tests {
         };
         assert!(!alter_role("r", login, None).is_secret());
         assert!(alter_role("r", RoleFixes::default(), Some("v")).is_secret());
-        assert_eq!(alter_role("r", login, None).text(), r#"ALTER ROLE "r" LOGIN"#);
+        assert_eq!(
+            alter_role("r", login, None).text(),
+            r#"ALTER ROLE "r" LOGIN"#
+        );
         let all = RoleFixes {
             login: true,
             valid_until: true,

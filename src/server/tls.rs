@@ -264,12 +264,12 @@ fn load_roots(path: &Path, lenient: bool) -> Result<Arc<RootCertStore>, TlsError
             std::io::Read::read_to_end(&mut f, &mut bytes).map(|_| bytes)
         })
         .map_err(|e| {
-        TlsError::Setup(format!(
-            "failed to read {}: {}",
-            what(),
-            crate::input::secret_file::describe_io(&e)
-        ))
-    })?;
+            TlsError::Setup(format!(
+                "failed to read {}: {}",
+                what(),
+                crate::input::secret_file::describe_io(&e)
+            ))
+        })?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::Setup(format!("{} is not valid PEM: {e}", what())))?;

@@ -516,15 +516,20 @@ impl Daemon<'_> {
 /// `2 of 5 tenants failed: "a": failed to alter role "a": canceling
 /// statement due to lock timeout (SQLSTATE 55P03); "b": ...`, the first few
 /// named, for `/readyz`. Messages come from errors, which never hold a secret.
-fn failure_summary(outcomes: &[crate::reconcile::apply::TenantOutcome], failed: usize, total: usize) -> String {
+fn failure_summary(
+    outcomes: &[crate::reconcile::apply::TenantOutcome],
+    failed: usize,
+    total: usize,
+) -> String {
     const SHOWN: usize = 3;
     let mut text = format!("{failed} of {total} tenants failed");
     let reasons: Vec<String> = outcomes
         .iter()
         .filter_map(|o| match &o.outcome {
-            Outcome::Failed(why) | Outcome::Refused(why) => {
-                Some(format!("{}: {why}", crate::server::sql::quote_ident(&o.tenant)))
-            }
+            Outcome::Failed(why) | Outcome::Refused(why) => Some(format!(
+                "{}: {why}",
+                crate::server::sql::quote_ident(&o.tenant)
+            )),
             _ => None,
         })
         .collect();

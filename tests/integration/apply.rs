@@ -170,12 +170,14 @@ fn owner_changed_by_hand_is_restored() {
 #[test]
 fn role_created_by_hand_gets_its_database() {
     let server = PgServer::start();
-    server.query("CREATE ROLE handmade NOLOGIN");
+    // A plain LOGIN role without a password, as a person would make it: a
+    // NOLOGIN one is refused (the adoption policy, see trust.rs).
+    server.query("CREATE ROLE handmade LOGIN");
     let users = UsersFile::new("handmade:pw\n");
     let plan = run(&server, users.path(), &["plan"]);
     assert!(
         plan.stdout
-            .contains("~ role \"handmade\": login, password (none set)"),
+            .contains("~ role \"handmade\": password (none set)"),
         "{}",
         plan.stdout
     );

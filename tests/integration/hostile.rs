@@ -78,7 +78,10 @@ fn rejected() -> Vec<(Vec<u8>, &'static str)> {
         (b":pw".to_vec(), "empty user name"),
         (b"nopw:".to_vec(), "empty password"),
         (b"no colon at all".to_vec(), "found no ':'"),
-        (b"cr:mid\rdle".to_vec(), "carriage return (CR) inside the line"),
+        (
+            b"cr:mid\rdle".to_vec(),
+            "carriage return (CR) inside the line",
+        ),
         (
             "zero\u{200b}width:pw".as_bytes().to_vec(),
             "formatting character U+200B",
@@ -289,7 +292,8 @@ fn hostile_names_and_passwords_are_provisioned_exactly_or_rejected() {
         let constant_shape = [
             "SELECT ",
             "WITH ",
-            "BEGIN; SET LOCAL log_statement = 'none';",
+            "BEGIN; SET LOCAL track_activities = off; SET LOCAL log_statement = 'none';",
+            "BEGIN; SET LOCAL lock_timeout = ",
             "SET ",
             "SHOW ",
         ]
