@@ -1022,6 +1022,11 @@ mod tests {
                     let mut o = role(name);
                     o.can_login = *login;
                     o.superuser = *superuser;
+                    // Reuse the password draw for the login-blocking
+                    // attributes, so the strategy stays small.
+                    o.expired = *check == 1;
+                    o.connection_limit = if *check == 2 { 0 } else { -1 };
+                    o.marked = !*login && *check != 3;
                     roles.push(o);
                 }
                 checks.push(match check {
@@ -1035,6 +1040,8 @@ mod tests {
                     let mut o = database(&format!("{name}_db"), if *own { name } else { "postgres" });
                     o.public_connect = *connect;
                     o.public_temporary = *temporary;
+                    o.allow_connections = !(*connect && *temporary);
+                    o.connection_limit = if *own && *connect { 0 } else { -1 };
                     o.public_schema = (major < 15)
                         .then(|| schema.map(|(own, create)| SchemaState {
                             owner: if own { name.clone() } else { "postgres".into() },

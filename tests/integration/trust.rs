@@ -535,7 +535,13 @@ fn a_tenant_holding_a_lock_fails_alone_within_the_timeout() {
         .try_connect("free", "pw-2", "free_db")
         .expect("the other tenant is applied");
     tenant.query("COMMIT");
-    run(&server, users.path(), &["apply"]).assert_code(0);
+    // The documented defaults, spelled out (docs/adoption.md).
+    run(
+        &server,
+        users.path(),
+        &["apply", "--lock-timeout", "5s", "--statement-timeout", "2m"],
+    )
+    .assert_code(0);
     server
         .try_connect("locked", "pw-2", "locked_db")
         .expect("applied once the lock is gone");
