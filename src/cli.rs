@@ -59,6 +59,18 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub no_isolation: bool,
 
+    /// Longest wait for a lock held by another session (a tenant's open
+    /// transaction on its own role or database): that tenant fails, the
+    /// others go on, and `run` retries it (500ms, 5s, 1m).
+    #[arg(long, global = true, value_name = "DURATION", env = "PGTENANT_LOCK_TIMEOUT",
+          default_value = "5s", value_parser = crate::duration::parse_nonzero)]
+    pub lock_timeout: Duration,
+
+    /// Longest any one statement of pgtenant may run (30s, 2m).
+    #[arg(long, global = true, value_name = "DURATION", env = "PGTENANT_STATEMENT_TIMEOUT",
+          default_value = "2m", value_parser = crate::duration::parse_nonzero)]
+    pub statement_timeout: Duration,
+
     /// Log format on stderr.
     #[arg(
         long,

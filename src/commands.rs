@@ -23,18 +23,28 @@ pub fn run(cli: Cli, env: Env) -> Result<i32, Error> {
     match &settings.command {
         CommandSettings::Run(run) => {
             let conn = connection(&settings)?;
-            runtime()?.block_on(daemon::run(&settings, conn, run))?;
+            block_on(daemon::run(&settings, conn, run))??;
             return Ok(exit::SUCCESS);
         }
         CommandSettings::Wait { timeout } => {
             let conn = connection(&settings)?;
-            runtime()?.block_on(wait::command(&conn, *timeout))?;
+            block_on(wait::command(&conn, *timeout))??;
             return Ok(exit::SUCCESS);
         }
         _ => {}
     }
     let input = load_input(&settings)?;
-    runtime()?.block_on(dispatch(&settings, &input))
+    block_on(dispatch(&settings, &input))?
+}
+
+/// Runs `fut` to completion, then drops the runtime without waiting for
+/// work abandoned on its blocking threads: a stop (SIGTERM) in the middle
+/// of hashing passwords must not wait for the hashing to finish.
+fn block_on<F: std::future::Future>(fut: F) -> Result<F::Output, Error> {
+    let rt = runtime()?;
+    let out = rt.block_on(fut);
+    rt.shutdown_background();
+    Ok(out)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
@@ -105,7 +115,7 @@ async fn dispatch(settings: &Settings, input: &Input) -> Result<i32, Error> {
             let (client, server) = reconcile::open(conn).await?;
             let (observed, checks) =
                 reconcile::observe(&client, conn, server, desired, None).await?;
-            let rows = status::rows(desired, &observed, &checks);
+            let rows = status::rows(desired, &observed, &checks.checks);
             print(&match output {
                 Format::Text => render::status_text(&rows),
                 Format::Json => render::status_json(&rows),

@@ -86,8 +86,11 @@ pub fn status_text(rows: &[Row]) -> String {
                     ("present", false) => "no".to_owned(),
                     _ => "missing".to_owned(),
                 },
-                if r.database_state == crate::reconcile::status::Presence::Present {
+                if r.database_state == crate::reconcile::status::Presence::Present && r.connectable
+                {
                     quote_ident(&r.database)
+                } else if r.database_state == crate::reconcile::status::Presence::Present {
+                    format!("{} (no connections)", quote_ident(&r.database))
                 } else {
                     format!("{} (missing)", quote_ident(&r.database))
                 },
@@ -124,6 +127,11 @@ pub fn status_text(rows: &[Row]) -> String {
     }
     if rows.is_empty() {
         out.push_str("(no tenants in the input)\n");
+    }
+    for row in rows {
+        if let Some(conflict) = &row.conflict {
+            out.push_str(&format!("! {conflict}\n"));
+        }
     }
     out
 }

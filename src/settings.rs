@@ -62,6 +62,10 @@ pub fn resolve(cli: Cli, env: Env) -> Settings {
             flags,
             env,
             users_file: g.users,
+            timeouts: crate::input::conninfo::SessionTimeouts {
+                lock: g.lock_timeout,
+                statement: g.statement_timeout,
+            },
         },
         options: Options {
             isolation: !g.no_isolation,

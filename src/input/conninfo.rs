@@ -125,6 +125,32 @@ pub struct ConnFlags {
     pub dbname: Option<String>,
 }
 
+/// The bounds of every wait and every statement of pgtenant's sessions, so
+/// that a tenant holding a lock on its own role or database (an open
+/// `BEGIN; ALTER ROLE me ...`) fails that tenant alone, quickly, instead of
+/// stalling every run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimeouts {
+    /// `lock_timeout`: the longest wait for a lock held by another session.
+    pub lock: std::time::Duration,
+    /// `statement_timeout`: the longest any one statement may run.
+    pub statement: std::time::Duration,
+}
+
+impl SessionTimeouts {
+    pub const DEFAULT_LOCK: std::time::Duration = std::time::Duration::from_secs(5);
+    pub const DEFAULT_STATEMENT: std::time::Duration = std::time::Duration::from_secs(120);
+}
+
+impl Default for SessionTimeouts {
+    fn default() -> Self {
+        SessionTimeouts {
+            lock: Self::DEFAULT_LOCK,
+            statement: Self::DEFAULT_STATEMENT,
+        }
+    }
+}
+
 /// The resolved, validated admin connection settings. Compared with `==`
 /// (password included) to tell whether a re-read changed them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,6 +189,9 @@ pub struct ConnSettings {
     /// ignored or could not be read). Resolution has no side effects, so they
     /// are handed to the caller to log.
     pub warnings: Vec<String>,
+    /// `lock_timeout` and `statement_timeout` of every session pgtenant
+    /// opens (flags, not libpq variables).
+    pub timeouts: SessionTimeouts,
 }
 
 /// Why the settings could not be resolved. Messages name the flag, variable
@@ -315,6 +344,7 @@ pub fn resolve(flags: &ConnFlags, env: &Env) -> Result<ConnSettings, ConnError> 
         ssl_cert_file,
         watched_files,
         warnings,
+        timeouts: SessionTimeouts::default(),
     })
 }
 

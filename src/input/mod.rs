@@ -32,6 +32,8 @@ pub struct Sources {
     pub flags: ConnFlags,
     pub env: Env,
     pub users_file: PathBuf,
+    /// `--lock-timeout` and `--statement-timeout`, for every session.
+    pub timeouts: conninfo::SessionTimeouts,
 }
 
 /// A validated input.
@@ -94,7 +96,9 @@ pub enum LoadError {
 /// Resolves the admin connection settings alone (`wait` needs no users
 /// file; `run` must have them before it starts).
 pub fn connection(sources: &Sources) -> Result<ConnSettings, ConnError> {
-    conninfo::resolve(&sources.flags, &sources.env)
+    let mut conn = conninfo::resolve(&sources.flags, &sources.env)?;
+    conn.timeouts = sources.timeouts;
+    Ok(conn)
 }
 
 /// Reads and validates the whole input: the connection settings, then the

@@ -12,7 +12,6 @@
 //! the caller's business (`conninfo`).
 
 use std::fmt;
-use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
@@ -112,7 +111,7 @@ pub fn lookup(
             }));
         }
     }
-    let file = match File::open(path) {
+    let file = match crate::input::secret_file::open_regular(path) {
         Ok(file) => file,
         // Removed between the two calls: it is simply not there.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lookup::NotFound),

@@ -93,7 +93,7 @@ pub fn read_secret_file(path: &Path) -> Result<String, SecretFileError> {
         path: path.to_owned(),
         cause,
     };
-    let file = File::open(path).map_err(|e| fail(io_cause(&e)))?;
+    let file = open_regular(path).map_err(|e| fail(io_cause(&e)))?;
     // Read one byte past the limit to tell "exactly at the limit" from "over".
     let mut bytes = Vec::new();
     file.take(MAX_SECRET_FILE_BYTES + 1)
@@ -217,6 +217,25 @@ fn nonempty<'a>(env: &'a Env, var: &str) -> Result<Option<&'a str>, SecretFileEr
         })
 }
 
+/// Opens `path` for reading only if it is a regular file (or a symlink to
+/// one). Opened non-blocking, so that a FIFO (or a device) given as a
+/// credential file is refused at once instead of blocking start-up until a
+/// writer comes: a blocked open cannot be interrupted by SIGTERM.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
 fn io_cause(e: &io::Error) -> ReadCause {
     ReadCause::Io {
         kind: e.kind(),
@@ -325,7 +344,25 @@ mod tests {
         let err = read_secret_file(dir.path()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("failed to read {}: is a directory", dir.path().display())
+            format!(
+                "failed to read {}: not a regular file",
+                dir.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_fifo_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // Without a writer, a blocking open would never return.
+        let err = read_secret_file(&fifo).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("failed to read {}: not a regular file", fifo.display())
         );
     }
 

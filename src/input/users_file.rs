@@ -3,14 +3,20 @@
 //!
 //! Format (drop-in compatible with the article's `db_users.secret`):
 //! - UTF-8; a leading byte-order mark is ignored; LF or CRLF line endings; a
-//!   last line without a newline counts.
+//!   last line without a newline counts. A CR anywhere else is an error: a
+//!   file saved with old Mac line endings (CR only) would otherwise be one
+//!   line whose password swallows every following line.
 //! - Blank lines and lines whose first non-blank character is `#` are ignored.
 //! - `user:password`: the user is the text before the first `:`, with
 //!   surrounding blanks removed; the password is everything after the first
 //!   `:`, verbatim, except the CR of a CRLF ending. No escape processing.
 //!
-//! Every problem is reported with `file:line`; messages never contain a
-//! password.
+//! Every problem is reported with `file:line`; messages never contain any
+//! part of the line that failed (a pasted password, or `-f
+//! /proc/self/environ`, would otherwise end up in logs and on `/readyz`).
+//! Names with Unicode format characters (category Cf: zero-width and
+//! bidirectional controls) are errors: they make two different names look
+//! the same, or reorder what a terminal shows.
 
 use std::fmt;
 use std::io::Read;
@@ -22,9 +28,19 @@ use crate::input::desired::{Desired, Origin, Password, Tenant};
 /// the server, so two long names could end up as the same role.
 pub const MAX_IDENTIFIER_BYTES: usize = 63;
 
-/// A users file is a few KiB; anything this large is a mistake (a wrong path,
-/// a device), and must fail clearly rather than exhaust the container's memory.
-pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+/// A realistic users file is a few KiB to a few hundred KiB; anything larger
+/// is a mistake (a wrong path, a device) and must fail clearly rather than
+/// exhaust the sidecar's 8 MiB of memory.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The most tenants one input may hold: memory grows with the number of
+/// tenants (about 1.5 KiB each at the peak of an apply), and this keeps a
+/// full apply inside the sidecar's 8 MiB.
+pub const MAX_TENANTS: usize = 2000;
+
+/// Invalid lines reported one by one; more are counted, not listed, so that
+/// a file of garbage costs bounded memory and log volume.
+pub const MAX_REPORTED_ERRORS: usize = 20;
 
 /// Role names PostgreSQL reserves or that belong to the server itself. Compared
 /// case-insensitively: the article's unquoted SQL folded names to lower case,
@@ -54,6 +70,8 @@ pub enum InputError {
     TooLarge { path: PathBuf, limit: u64 },
     #[error("{}", display_lines(.0))]
     Invalid(Vec<LineError>),
+    #[error("users file {} has more than {limit} users", path.display())]
+    TooManyTenants { path: PathBuf, limit: usize },
 }
 
 fn display_lines(errors: &[LineError]) -> String {
@@ -80,38 +98,42 @@ impl fmt::Display for LineError {
     }
 }
 
+/// What is wrong with one line. No variant carries any text of the line:
+/// a line that failed to parse may be a pasted password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
     #[error("line is not valid UTF-8")]
     NotUtf8,
     #[error("expected user:password, found no ':'")]
     MissingColon,
+    #[error("carriage return (CR) inside the line; line endings must be LF or CRLF")]
+    LoneCarriageReturn,
     #[error("empty user name")]
     EmptyUser,
-    #[error("empty password for user {0:?}")]
-    EmptyPassword(String),
-    #[error("password for user {0:?} contains a NUL byte, which no PostgreSQL client can send")]
-    NulInPassword(String),
-    #[error("user name {name:?} is {len} bytes long; PostgreSQL truncates names to 63 bytes")]
-    RoleTooLong { name: String, len: usize },
-    #[error("database name {name:?} is {len} bytes long; PostgreSQL truncates names to 63 bytes (user names may be at most 60 bytes)")]
-    DatabaseTooLong { name: String, len: usize },
-    #[error("user name {0:?} contains a control character")]
-    ControlCharacter(String),
-    #[error("user name {0:?} is reserved: names starting with \"pg_\" belong to PostgreSQL")]
-    ReservedPrefix(String),
-    #[error("user name {0:?} is reserved")]
-    ReservedName(String),
-    #[error("user name {0:?} is the admin user pgtenant connects as")]
-    AdminUser(String),
-    #[error("duplicate user {name:?} (first defined on line {first_line})")]
-    Duplicate { name: String, first_line: usize },
-    #[error("user {name:?} differs only in letter case from {other:?} on line {first_line}")]
-    CaseDuplicate {
-        name: String,
-        other: String,
-        first_line: usize,
-    },
+    #[error("empty password")]
+    EmptyPassword,
+    #[error("password contains a NUL byte, which no PostgreSQL client can send")]
+    NulInPassword,
+    #[error("user name is {len} bytes long; PostgreSQL truncates names to 63 bytes")]
+    RoleTooLong { len: usize },
+    #[error("database name would be {len} bytes long; PostgreSQL truncates names to 63 bytes (user names may be at most 60 bytes)")]
+    DatabaseTooLong { len: usize },
+    #[error("user name contains a control character")]
+    ControlCharacter,
+    #[error("user name contains the invisible or bidirectional formatting character U+{0:04X}")]
+    FormatCharacter(u32),
+    #[error("user name is reserved: names starting with \"pg_\" belong to PostgreSQL")]
+    ReservedPrefix,
+    #[error("user name is reserved ({0:?})")]
+    ReservedName(&'static str),
+    #[error("user name is the admin user pgtenant connects as")]
+    AdminUser,
+    #[error("duplicate user (first defined on line {first_line})")]
+    Duplicate { first_line: usize },
+    #[error("user differs only in letter case from the user on line {first_line}")]
+    CaseDuplicate { first_line: usize },
+    #[error("{0} more invalid lines not shown")]
+    More(usize),
 }
 
 /// Something worth telling the user that does not stop the run. Line 0 means
@@ -169,20 +191,18 @@ pub fn read_bounded(path: &Path) -> Result<Vec<u8>, InputError> {
         path: path.to_owned(),
         source,
     };
-    // Checked before opening too: opening a FIFO blocks until a writer
-    // comes, so `pgtenant -f /some/fifo` would hang instead of failing.
-    if !std::fs::metadata(path).map_err(read_err)?.is_file() {
-        return Err(InputError::NotRegularFile {
-            path: path.to_owned(),
-        });
-    }
-    let file = std::fs::File::open(path).map_err(read_err)?;
+    // Opened non-blocking: opening a FIFO would otherwise block until a
+    // writer comes, so `pgtenant -f /some/fifo` would hang instead of failing.
+    let file = match crate::input::secret_file::open_regular(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            return Err(InputError::NotRegularFile {
+                path: path.to_owned(),
+            })
+        }
+        Err(e) => return Err(read_err(e)),
+    };
     let meta = file.metadata().map_err(read_err)?;
-    if !meta.is_file() {
-        return Err(InputError::NotRegularFile {
-            path: path.to_owned(),
-        });
-    }
     if meta.len() > MAX_FILE_BYTES {
         return Err(InputError::TooLarge {
             path: path.to_owned(),
@@ -211,6 +231,8 @@ pub fn parse(path: &Path, bytes: &[u8], admin_user: &str) -> Result<Parsed, Inpu
     // Lower-cased name -> index in `tenants`, to find duplicates in one pass.
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let mut errors = Vec::new();
+    // Invalid lines beyond the first MAX_REPORTED_ERRORS are only counted.
+    let mut dropped = 0usize;
     let mut warnings = Vec::new();
 
     let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
@@ -225,13 +247,28 @@ pub fn parse(path: &Path, bytes: &[u8], admin_user: &str) -> Result<Parsed, Inpu
             line: index + 1,
         };
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.contains(&b'\r') {
+            report(
+                &mut errors,
+                &mut dropped,
+                LineError {
+                    origin,
+                    problem: Problem::LoneCarriageReturn,
+                },
+            );
+            continue;
+        }
         let line = match std::str::from_utf8(raw) {
             Ok(line) => line,
             Err(_) => {
-                errors.push(LineError {
-                    origin,
-                    problem: Problem::NotUtf8,
-                });
+                report(
+                    &mut errors,
+                    &mut dropped,
+                    LineError {
+                        origin,
+                        problem: Problem::NotUtf8,
+                    },
+                );
                 continue;
             }
         };
@@ -240,25 +277,28 @@ pub fn parse(path: &Path, bytes: &[u8], admin_user: &str) -> Result<Parsed, Inpu
             continue;
         }
         match parse_line(line, admin_user) {
-            Err(problem) => errors.push(LineError { origin, problem }),
+            Err(problem) => report(&mut errors, &mut dropped, LineError { origin, problem }),
             Ok((role, password)) => {
                 let lower = role.to_lowercase();
                 if let Some(&i) = seen.get(&lower) {
                     let first = &tenants[i];
                     let problem = if first.role == role {
                         Problem::Duplicate {
-                            name: role,
                             first_line: first.origin.line,
                         }
                     } else {
                         Problem::CaseDuplicate {
-                            name: role,
-                            other: first.role.clone(),
                             first_line: first.origin.line,
                         }
                     };
-                    errors.push(LineError { origin, problem });
+                    report(&mut errors, &mut dropped, LineError { origin, problem });
                     continue;
+                }
+                if tenants.len() == MAX_TENANTS {
+                    return Err(InputError::TooManyTenants {
+                        path: path.to_owned(),
+                        limit: MAX_TENANTS,
+                    });
                 }
                 seen.insert(lower, tenants.len());
                 if role.chars().any(|c| c.is_uppercase()) {
@@ -281,6 +321,16 @@ pub fn parse(path: &Path, bytes: &[u8], admin_user: &str) -> Result<Parsed, Inpu
         }
     }
 
+    if dropped > 0 {
+        let line = errors.last().map_or(0, |e: &LineError| e.origin.line);
+        errors.push(LineError {
+            origin: Origin {
+                file: path.to_owned(),
+                line,
+            },
+            problem: Problem::More(dropped),
+        });
+    }
     if errors.is_empty() {
         Ok(Parsed {
             desired: Desired { tenants },
@@ -288,6 +338,14 @@ pub fn parse(path: &Path, bytes: &[u8], admin_user: &str) -> Result<Parsed, Inpu
         })
     } else {
         Err(InputError::Invalid(errors))
+    }
+}
+
+fn report(errors: &mut Vec<LineError>, dropped: &mut usize, error: LineError) {
+    if errors.len() < MAX_REPORTED_ERRORS {
+        errors.push(error);
+    } else {
+        *dropped += 1;
     }
 }
 
@@ -300,46 +358,80 @@ fn parse_line(line: &str, admin_user: &str) -> Result<(String, String), Problem>
     let user = user.trim_matches(is_blank);
     validate_role(user, admin_user)?;
     if password.is_empty() {
-        return Err(Problem::EmptyPassword(user.to_owned()));
+        return Err(Problem::EmptyPassword);
     }
     if password.contains('\0') {
-        return Err(Problem::NulInPassword(user.to_owned()));
+        return Err(Problem::NulInPassword);
     }
     Ok((user.to_owned(), password.to_owned()))
 }
 
 /// The rules a role name must follow before it is sent to the server.
 pub fn validate_role(user: &str, admin_user: &str) -> Result<(), Problem> {
-    let name = || user.to_owned();
     if user.is_empty() {
         return Err(Problem::EmptyUser);
     }
     if user.chars().any(char::is_control) {
-        return Err(Problem::ControlCharacter(name()));
+        return Err(Problem::ControlCharacter);
+    }
+    if let Some(c) = user.chars().find(|&c| is_format_character(c)) {
+        return Err(Problem::FormatCharacter(u32::from(c)));
     }
     if user.len() > MAX_IDENTIFIER_BYTES {
-        return Err(Problem::RoleTooLong {
-            name: name(),
-            len: user.len(),
-        });
+        return Err(Problem::RoleTooLong { len: user.len() });
     }
     let database = Tenant::database_name(user);
     if database.len() > MAX_IDENTIFIER_BYTES {
         return Err(Problem::DatabaseTooLong {
-            name: database.clone(),
             len: database.len(),
         });
     }
     if user.starts_with("pg_") {
-        return Err(Problem::ReservedPrefix(name()));
+        return Err(Problem::ReservedPrefix);
     }
-    if RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(user)) {
-        return Err(Problem::ReservedName(name()));
+    if let Some(reserved) = RESERVED_NAMES.iter().find(|r| r.eq_ignore_ascii_case(user)) {
+        return Err(Problem::ReservedName(reserved));
     }
     if user == admin_user {
-        return Err(Problem::AdminUser(name()));
+        return Err(Problem::AdminUser);
     }
     Ok(())
+}
+
+/// Unicode general category Cf (format characters), Unicode 16.0
+/// (`DerivedGeneralCategory.txt`). Written out because it is 21 ranges and
+/// no crate this binary already depends on exposes general categories.
+const FORMAT_CHARACTERS: &[(u32, u32)] = &[
+    (0x00AD, 0x00AD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+];
+
+/// Whether `c` is a Unicode format character (category Cf): zero-width
+/// spaces and joiners, bidirectional overrides and isolates, the BOM.
+pub fn is_format_character(c: char) -> bool {
+    let c = u32::from(c);
+    FORMAT_CHARACTERS
+        .iter()
+        .any(|&(lo, hi)| (lo..=hi).contains(&c))
 }
 
 #[cfg(test)]
@@ -402,9 +494,74 @@ mod tests {
     }
 
     #[test]
-    fn lone_cr_inside_password_is_kept() {
-        let p = ok("u:a\rb\n");
-        assert_eq!(pairs(&p)[0].1, "a\rb");
+    fn a_cr_that_does_not_end_a_line_is_an_error() {
+        assert_eq!(problems(b"u:a\rb\n"), [(1, Problem::LoneCarriageReturn)]);
+        // Old Mac line endings: one line that would swallow the others.
+        assert_eq!(
+            problems(b"a:1\rb:2\rc:3\r"),
+            [(1, Problem::LoneCarriageReturn)]
+        );
+        assert_eq!(
+            pairs(&ok("u:a\r\nv:b\r\n")),
+            [("u", "a", "u_db"), ("v", "b", "v_db")]
+        );
+    }
+
+    #[test]
+    fn format_characters_in_names_are_errors() {
+        for (name, code) in [
+            ("zero\u{200B}width", 0x200B),
+            ("admin\u{202E}nimda", 0x202E),
+            ("soft\u{AD}hyphen", 0xAD),
+            ("tag\u{E0041}", 0xE0041),
+            ("bom\u{FEFF}", 0xFEFF),
+        ] {
+            assert_eq!(
+                problems(format!("{name}:pw\n").as_bytes()),
+                [(1, Problem::FormatCharacter(code))]
+            );
+        }
+        assert!(is_format_character('\u{2066}'));
+        assert!(!is_format_character('é'));
+        assert!(!is_format_character('日'));
+    }
+
+    #[test]
+    fn errors_never_contain_the_failed_line() {
+        // A pasted password, and what `-f /proc/self/environ` would give.
+        let lines: &[&[u8]] = &[
+            b"Sup3rS3cretPastedPassword",
+            b"PGPASSWORD=Sup3rS3cretPastedPassword\0PATH=/usr/bin:/bin",
+            b"Sup3rS3cretPastedPassword\x01:x",
+            b"pg_Sup3rS3cretPastedPassword:x",
+            b"Sup3rS3cretPastedPassword\xe2\x80\x8b:x",
+            b"Sup3rS3cretPastedPassword\rsecond",
+            b"Sup3rS3cretPastedPassword:",
+        ];
+        for line in lines {
+            let err = parse(Path::new("f"), line, "admin").unwrap_err();
+            assert!(!err.to_string().contains("Sup3rS3cret"), "{err}");
+            assert!(!format!("{err:?}").contains("Sup3rS3cret"), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn garbage_costs_bounded_memory() {
+        let garbage = "no colon here\n".repeat(10_000);
+        let Err(InputError::Invalid(errors)) = parse(Path::new("f"), garbage.as_bytes(), "a")
+        else {
+            panic!("garbage parsed")
+        };
+        assert_eq!(errors.len(), MAX_REPORTED_ERRORS + 1);
+        assert_eq!(
+            errors.last().unwrap().problem,
+            Problem::More(10_000 - MAX_REPORTED_ERRORS)
+        );
+        let many: String = (0..=MAX_TENANTS).map(|i| format!("u{i}:p\n")).collect();
+        assert!(matches!(
+            parse(Path::new("f"), many.as_bytes(), "a"),
+            Err(InputError::TooManyTenants { .. })
+        ));
     }
 
     #[test]
@@ -438,12 +595,12 @@ mod tests {
         assert_eq!(lines, [1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 13, 14, 15, 16]);
         assert_eq!(got[0].1, Problem::MissingColon);
         assert_eq!(got[1].1, Problem::EmptyUser);
-        assert_eq!(got[2].1, Problem::EmptyPassword("u".into()));
-        assert!(matches!(got[3].1, Problem::ReservedPrefix(_)));
-        assert!(matches!(got[4].1, Problem::ReservedName(_)));
-        assert!(matches!(got[5].1, Problem::ReservedName(_)));
-        assert!(matches!(got[6].1, Problem::AdminUser(_)));
-        assert!(matches!(got[7].1, Problem::ControlCharacter(_)));
+        assert_eq!(got[2].1, Problem::EmptyPassword);
+        assert_eq!(got[3].1, Problem::ReservedPrefix);
+        assert_eq!(got[4].1, Problem::ReservedName("public"));
+        assert_eq!(got[5].1, Problem::ReservedName("postgres"));
+        assert_eq!(got[6].1, Problem::AdminUser);
+        assert_eq!(got[7].1, Problem::ControlCharacter);
         assert!(matches!(got[8].1, Problem::DatabaseTooLong { len: 64, .. }));
         assert!(matches!(got[9].1, Problem::RoleTooLong { len: 64, .. }));
         assert!(matches!(
@@ -454,7 +611,7 @@ mod tests {
             got[11].1,
             Problem::CaseDuplicate { first_line: 12, .. }
         ));
-        assert!(matches!(got[12].1, Problem::NulInPassword(_)));
+        assert_eq!(got[12].1, Problem::NulInPassword);
         assert_eq!(got[13].1, Problem::NotUtf8);
     }
 

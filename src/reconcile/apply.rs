@@ -8,10 +8,10 @@ use tracing::{error, info};
 
 use crate::input::conninfo::ConnSettings;
 use crate::input::desired::Desired;
-use crate::reconcile::check::CheckCache;
 use crate::reconcile::password;
 use crate::reconcile::plan::{Action, PasswordReason, Plan, Step};
-use crate::server::catalog::ServerInfo;
+use crate::reconcile::CheckCache;
+use crate::server::catalog::{ServerInfo, TENANT_MARKER};
 use crate::server::db::{self, DbError};
 use crate::server::sql::{self, quote_ident, Statement};
 
@@ -40,6 +40,41 @@ impl Outcome {
 pub struct TenantOutcome {
     pub tenant: String,
     pub outcome: Outcome,
+    /// For a failure: which kind, as the metrics label it.
+    pub failure: Option<FailureKind>,
+}
+
+/// Why a tenant failed, for metrics and alerts: a timeout means another
+/// session (often the tenant itself) held a lock or the server was slow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    LockTimeout,
+    StatementTimeout,
+    Other,
+}
+
+impl FailureKind {
+    pub fn of(e: &DbError) -> Self {
+        match e.sqlstate() {
+            Some("55P03") => FailureKind::LockTimeout,
+            Some("57014") => FailureKind::StatementTimeout,
+            _ => FailureKind::Other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::LockTimeout => "lock_timeout",
+            FailureKind::StatementTimeout => "statement_timeout",
+            FailureKind::Other => "other",
+        }
+    }
+
+    pub const ALL: [FailureKind; 3] = [
+        FailureKind::LockTimeout,
+        FailureKind::StatementTimeout,
+        FailureKind::Other,
+    ];
 }
 
 /// Applies `plan`. Returns one outcome per tenant of `desired`, in order,
@@ -52,7 +87,7 @@ pub async fn apply(
     plan: &Plan,
     mut cache: Option<&mut CheckCache>,
 ) -> Result<Vec<TenantOutcome>, DbError> {
-    let verifiers = make_verifiers(desired, plan, server)?;
+    let verifiers = make_verifiers(desired, plan, server).await?;
     let mut outcomes = Vec::with_capacity(desired.tenants.len());
     for tenant in &desired.tenants {
         let role = &tenant.role;
@@ -61,10 +96,12 @@ pub async fn apply(
             outcomes.push(TenantOutcome {
                 tenant: role.clone(),
                 outcome: Outcome::Refused(conflict.reason.clone()),
+                failure: None,
             });
             continue;
         }
         let mut outcome = Outcome::Unchanged;
+        let mut failure = None;
         'changes: for change in plan.changes_for(role) {
             for step in &change.steps {
                 if let Err(e) = run_step(client, settings, server, step, &verifiers).await {
@@ -73,6 +110,7 @@ pub async fn apply(
                     }
                     error!(role = %role, error = %e, "tenant {} failed: {e}", quote_ident(role));
                     outcome = Outcome::Failed(e.to_string());
+                    failure = Some(FailureKind::of(&e));
                     break 'changes;
                 }
                 // The server stores the verifier as sent: the next resync
@@ -90,6 +128,7 @@ pub async fn apply(
         outcomes.push(TenantOutcome {
             tenant: role.clone(),
             outcome,
+            failure,
         });
     }
     Ok(outcomes)
@@ -109,13 +148,14 @@ fn set_verifier<'a>(step: &Step, verifiers: &'a HashMap<String, String>) -> Opti
 }
 
 /// Computes a fresh verifier for every role whose password is set, using both
-/// cores: SCRAM's key derivation is deliberately slow.
-fn make_verifiers(
+/// cores (SCRAM's key derivation is deliberately slow), off the async
+/// runtime so that health answers and signals are served meanwhile.
+async fn make_verifiers(
     desired: &Desired,
     plan: &Plan,
     server: &ServerInfo,
 ) -> Result<HashMap<String, String>, DbError> {
-    let wanted: Vec<(&str, &str)> = plan
+    let wanted: Vec<(String, crate::input::desired::Password)> = plan
         .changes
         .iter()
         .flat_map(|c| c.steps.iter())
@@ -133,19 +173,30 @@ fn make_verifiers(
                 .tenants
                 .iter()
                 .find(|t| t.role == role)
-                .map(|t| (role, t.password.expose()))
+                .map(|t| (role.to_owned(), t.password.clone()))
         })
         .collect();
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
     let encryption = server.password_encryption;
     let iterations = server.scram_iterations_or_default();
-    let results = crate::reconcile::parallel::map(&wanted, |(role, password)| {
-        password::new_verifier(password, role, encryption, iterations)
-    });
-    wanted
-        .iter()
-        .zip(results)
-        .map(|((role, _), v)| {
-            v.map(|v| ((*role).to_owned(), v))
+    let results = tokio::task::spawn_blocking(move || {
+        let verifiers = crate::reconcile::parallel::map(&wanted, |(role, password)| {
+            password::new_verifier(password.expose(), role, encryption, iterations)
+        });
+        wanted
+            .into_iter()
+            .map(|(role, _)| role)
+            .zip(verifiers)
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    results
+        .into_iter()
+        .map(|(role, v)| {
+            v.map(|v| (role, v))
                 .map_err(|e| DbError::Unsupported(format!("failed to generate a random salt: {e}")))
         })
         .collect()
@@ -162,19 +213,37 @@ async fn run_step(
     match step {
         Step::CreateRole { role } => {
             let stmt = sql::create_role(role, verifier(role));
-            execute(client, server, &stmt, "create role", role).await?;
+            // The marker goes in with the role, in the same transaction
+            // where the admin can make one (superuser).
+            let mark = sql::mark_role(role, TENANT_MARKER);
+            execute_with(client, server, &stmt, Some(&mark), "create role", role).await?;
             info!(role = %role, action = "create_role", "created role {}", quote_ident(role));
         }
         Step::AlterRole {
             role,
             login,
             password,
+            valid_until,
+            connection_limit,
         } => {
             let v = password.map(|_| verifier(role));
-            let stmt = sql::alter_role(role, *login, v);
+            let fixes = sql::RoleFixes {
+                login: *login,
+                valid_until: *valid_until,
+                connection_limit: *connection_limit,
+            };
+            let stmt = sql::alter_role(role, fixes, v);
             execute(client, server, &stmt, "alter role", role).await?;
             if *login {
                 info!(role = %role, action = "enable_login", "enabled login for role {}", quote_ident(role));
+            }
+            if *valid_until {
+                info!(role = %role, action = "reset_valid_until",
+                    "role {} had expired: set VALID UNTIL 'infinity'", quote_ident(role));
+            }
+            if *connection_limit {
+                info!(role = %role, action = "reset_connection_limit",
+                    "role {} had connection limit 0: set it to -1 (none)", quote_ident(role));
             }
             if let Some(reason) = password {
                 let why = match reason {
@@ -182,6 +251,9 @@ async fn run_step(
                     PasswordReason::Missing => " (none was set)",
                     PasswordReason::Upgrade => " (md5 upgraded to scram-sha-256)",
                     PasswordReason::Unknown => " (stored secrets are not readable)",
+                    PasswordReason::Excessive => {
+                        " (the stored verifier had an excessive iteration count; not checked)"
+                    }
                 };
                 info!(role = %role, action = "update_password", "updated password of role {}{why}", quote_ident(role));
             }
@@ -220,10 +292,33 @@ async fn run_step(
                 )
                 .await?;
             } else {
-                revoke_as_owner(client, server, database, &stmt).await?;
+                as_owner(
+                    client,
+                    server,
+                    database,
+                    &stmt,
+                    "revoke privileges on database",
+                )
+                .await?;
             }
             info!(database = %database, action = "revoke_public",
                 "revoked {} on database {} from PUBLIC", privileges.join(", "), quote_ident(database));
+        }
+        Step::AlterDatabaseConnections {
+            database,
+            allow_connections,
+            connection_limit,
+        } => {
+            let stmt =
+                sql::alter_database_connections(database, *allow_connections, *connection_limit);
+            let what = "allow connections to database";
+            if server.admin_is_superuser {
+                execute(client, server, &stmt, what, database).await?;
+            } else {
+                as_owner(client, server, database, &stmt, what).await?;
+            }
+            info!(database = %database, action = "allow_connections",
+                "database {} accepts connections again", quote_ident(database));
         }
         Step::PublicSchema {
             database,
@@ -304,18 +399,20 @@ async fn ensure_can_set_role(
     Ok(())
 }
 
-/// A non-superuser admin that does not own the database revokes as its
-/// owner: `REVOKE` by anyone else names them as grantor, and on 16 and newer
-/// (no inherited privileges) would only warn "no privileges could be
-/// revoked" and change nothing. `SET LOCAL` in the implicit transaction of
-/// one query string ends with it, also on error.
-async fn revoke_as_owner(
+/// A non-superuser admin that does not own the database runs `stmt` as its
+/// owner: `REVOKE` by anyone else names them as grantor, and on 16 and
+/// newer (no inherited privileges) would only warn "no privileges could be
+/// revoked" and change nothing; `ALTER DATABASE` needs ownership. `SET
+/// LOCAL` in the implicit transaction of one query string ends with it,
+/// also on error.
+async fn as_owner(
     client: &Client,
     server: &ServerInfo,
     database: &str,
     stmt: &Statement,
+    operation: &str,
 ) -> Result<(), DbError> {
-    let what = || format!("revoke privileges on database {}", quote_ident(database));
+    let what = || format!("{operation} {}", quote_ident(database));
     let owner: String = client
         .query_one(
             "SELECT pg_catalog.pg_get_userbyid(d.datdba)::pg_catalog.text FROM pg_catalog.pg_database d \
@@ -357,10 +454,17 @@ fn schema_hint(server: &ServerInfo, e: DbError) -> DbError {
     }
 }
 
-/// Settings that keep a statement's text out of the server log and
-/// `pg_stat_statements`, for the length of one transaction. Only a superuser
-/// may set them; for anyone else the statement runs as it is (documented).
+/// Settings that keep a statement's text out of the server log,
+/// `pg_stat_statements` and `pg_stat_activity`, for the length of one
+/// transaction. Only a superuser may set them; for anyone else the
+/// statement runs as it is (documented in SECURITY.md).
+///
+/// `track_activities = off` makes the server blank the session's entry in
+/// `pg_stat_activity` (state `disabled`, no query) before the secret
+/// statement arrives, and keeps it blank until `COMMIT` has run: neither the
+/// statement nor the `COMMIT` is ever the session's visible query.
 const QUIET: &str = "BEGIN; \
+    SET LOCAL track_activities = off; \
     SET LOCAL log_statement = 'none'; \
     SET LOCAL log_min_error_statement = 'panic'; \
     SET LOCAL log_min_duration_statement = -1; \
@@ -370,6 +474,11 @@ const QUIET: &str = "BEGIN; \
     SET LOCAL debug_print_rewritten = off; \
     SET LOCAL debug_print_plan = off";
 
+/// Sent after a secret statement when the admin cannot hide it: the
+/// session's last query (shown by `pg_stat_activity` while idle) is this,
+/// not the verifier.
+const OVERWRITE_LAST_QUERY: &str = "SELECT NULL";
+
 async fn execute(
     client: &Client,
     server: &ServerInfo,
@@ -377,12 +486,37 @@ async fn execute(
     operation: &str,
     object: &str,
 ) -> Result<(), DbError> {
+    execute_with(client, server, stmt, None, operation, object).await
+}
+
+/// Runs `stmt`, then `then` (a public statement) in the same transaction
+/// when the admin can hide the secret.
+async fn execute_with(
+    client: &Client,
+    server: &ServerInfo,
+    stmt: &Statement,
+    then: Option<&Statement>,
+    operation: &str,
+    object: &str,
+) -> Result<(), DbError> {
     let what = || format!("{operation} {}", quote_ident(object));
     if !(stmt.is_secret() && server.admin_is_superuser) {
-        return client
+        client
             .batch_execute(stmt.text())
             .await
-            .map_err(|e| DbError::query(what(), e));
+            .map_err(|e| DbError::query(what(), e))?;
+        if let Some(then) = then {
+            client
+                .batch_execute(then.text())
+                .await
+                .map_err(|e| DbError::query(what(), e))?;
+        } else if stmt.is_secret() {
+            client
+                .batch_execute(OVERWRITE_LAST_QUERY)
+                .await
+                .map_err(|e| DbError::query(what(), e))?;
+        }
+        return Ok(());
     }
     // Each part is its own round trip: the server logs a query string when it
     // receives it, so the settings must be in force before the secret arrives.
@@ -394,7 +528,11 @@ async fn execute(
         .batch_execute(&quiet)
         .await
         .map_err(|e| DbError::query(what(), e))?;
-    match client.batch_execute(stmt.text()).await {
+    let mut result = client.batch_execute(stmt.text()).await;
+    if let (Ok(()), Some(then)) = (&result, then) {
+        result = client.batch_execute(then.text()).await;
+    }
+    match result {
         Ok(()) => client
             .batch_execute("COMMIT")
             .await

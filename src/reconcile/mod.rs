@@ -10,6 +10,7 @@ pub(crate) mod plan;
 pub mod scram;
 pub(crate) mod status;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -17,68 +18,111 @@ use tokio_postgres::Client;
 use tracing::{info, warn};
 
 use crate::input::conninfo::ConnSettings;
-use crate::input::desired::Desired;
+use crate::input::desired::{Desired, Password};
 use crate::reconcile::apply::{Outcome, TenantOutcome};
-use crate::reconcile::check::CheckCache;
+use crate::reconcile::check::{digest, CheckCache};
 use crate::reconcile::password::PasswordCheck;
 use crate::reconcile::plan::{Options, Plan};
 use crate::server::catalog::{self, Observed, ServerInfo};
 use crate::server::db::{self, DbError};
 
-/// Checks every tenant's password against its stored secret, on all cores,
-/// skipping the checks the cache already vouches for.
-pub fn check_passwords(
+/// The result of checking every tenant's password.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checks {
+    pub checks: Vec<PasswordCheck>,
+    /// Roles whose password was in sync (or set by pgtenant) at the last
+    /// run and was changed since by someone else, while the input kept it.
+    pub overwritten: Vec<String>,
+}
+
+/// Checks every tenant's password against its stored secret, on all cores
+/// and off the async runtime (so that health answers and signals are served
+/// during any amount of hashing), skipping the checks the cache already
+/// vouches for.
+pub async fn check_passwords(
     desired: &Desired,
     observed: &Observed,
     cache: Option<&mut CheckCache>,
-) -> Vec<PasswordCheck> {
+) -> Checks {
     let server = &observed.server;
-    let inputs: Vec<(&str, Option<&str>, &str)> = desired
+    let inputs: Vec<(String, Option<String>, Password)> = desired
         .tenants
         .iter()
         .map(|t| {
-            let stored = observed
-                .roles
-                .get(&t.role)
-                .and_then(|r| r.password.as_deref());
-            (t.role.as_str(), stored, t.password.expose())
+            let stored = observed.roles.get(&t.role).and_then(|r| r.password.clone());
+            (t.role.clone(), stored, t.password.clone())
         })
         .collect();
     let cached: Vec<bool> = inputs
         .iter()
         .map(|(role, stored, pw)| match (&cache, stored) {
-            (Some(c), Some(s)) => c.in_sync.contains(&CheckCache::key(role, s, pw)),
+            (Some(c), Some(s)) => c.in_sync.contains(&CheckCache::key(role, s, pw.expose())),
             _ => false,
         })
         .collect();
-    let work: Vec<usize> = (0..inputs.len()).filter(|&i| !cached[i]).collect();
-    let results = crate::reconcile::parallel::map(&work, |&i| {
-        let (role, stored, pw) = inputs[i];
-        password::check(
-            stored,
-            server.can_read_passwords,
-            role,
-            pw,
-            server.password_encryption,
-        )
-    });
+    let work: Vec<(usize, String, Option<String>, Password)> = inputs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !cached[*i])
+        .map(|(i, (r, s, p))| (i, r.clone(), s.clone(), p.clone()))
+        .collect();
+    let readable = server.can_read_passwords;
+    let encryption = server.password_encryption;
+    let cap = password::max_checked_iterations(server.scram_iterations_or_default());
+    let results = tokio::task::spawn_blocking(move || {
+        crate::reconcile::parallel::map(&work, |(i, role, stored, pw)| {
+            let check = password::check(
+                stored.as_deref(),
+                readable,
+                role,
+                pw.expose(),
+                encryption,
+                cap,
+            );
+            (*i, check)
+        })
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     let mut checks = vec![PasswordCheck::InSync; inputs.len()];
-    for (i, check) in work.into_iter().zip(results) {
+    for (i, check) in results {
         checks[i] = check;
     }
+    let mut overwritten = Vec::new();
     // Keep exactly the pairs in sync now: the cache stays as large as the
     // input however often passwords change.
     if let Some(c) = cache {
+        let mut last = HashMap::with_capacity(inputs.len());
+        for ((role, stored, pw), check) in inputs.iter().zip(&checks) {
+            let Some(stored) = stored else { continue };
+            let pw_digest = digest(&[role, pw.expose()]);
+            let stored_digest = digest(&[role, stored]);
+            match c.last.get(role) {
+                Some((p, s)) if *p == pw_digest && *s != stored_digest && check.needs_set() => {
+                    overwritten.push(role.clone());
+                }
+                _ => {}
+            }
+            if *check == PasswordCheck::InSync {
+                last.insert(role.clone(), (pw_digest, stored_digest));
+            }
+        }
         c.in_sync = inputs
             .iter()
             .zip(&checks)
             .filter_map(|((role, stored, pw), check)| match (stored, check) {
-                (Some(stored), PasswordCheck::InSync) => Some(CheckCache::key(role, stored, pw)),
+                (Some(stored), PasswordCheck::InSync) => {
+                    Some(CheckCache::key(role, stored, pw.expose()))
+                }
                 _ => None,
             })
             .collect();
+        c.last = last;
     }
-    checks
+    Checks {
+        checks,
+        overwritten,
+    }
 }
 
 /// An admin session with the server's facts, refusing a standby.
@@ -98,11 +142,17 @@ pub async fn observe(
     server: ServerInfo,
     desired: &Desired,
     cache: Option<&mut CheckCache>,
-) -> Result<(Observed, Vec<PasswordCheck>), DbError> {
+) -> Result<(Observed, Checks), DbError> {
     let mut observed =
         catalog::observe(client, server, &desired.roles(), &desired.databases()).await?;
     catalog::observe_public_schemas(settings, &mut observed).await?;
-    let checks = check_passwords(desired, &observed, cache);
+    let pairs: Vec<(String, String)> = desired
+        .tenants
+        .iter()
+        .map(|t| (t.database.clone(), t.role.clone()))
+        .collect();
+    catalog::observe_foreign_objects(settings, &mut observed, &pairs).await?;
+    let checks = check_passwords(desired, &observed, cache).await;
     Ok((observed, checks))
 }
 
@@ -114,7 +164,10 @@ pub async fn plan(
 ) -> Result<(Plan, ServerInfo), DbError> {
     let (client, server) = open(settings).await?;
     let (observed, checks) = observe(&client, settings, server.clone(), desired, None).await?;
-    Ok((plan::plan(desired, &observed, &checks, options), server))
+    Ok((
+        plan::plan(desired, &observed, &checks.checks, options),
+        server,
+    ))
 }
 
 /// The result of one `apply`.
@@ -122,6 +175,9 @@ pub async fn plan(
 pub struct Report {
     pub outcomes: Vec<TenantOutcome>,
     pub elapsed: Duration,
+    /// Roles whose password someone else changed since the last run (see
+    /// [`CheckCache`]); only known with a cache, i.e. in `run`.
+    pub overwritten: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -212,10 +268,11 @@ pub async fn apply(
         cache.as_deref_mut(),
     )
     .await?;
-    let plan = plan::plan(desired, &observed, &checks, options);
+    let plan = plan::plan(desired, &observed, &checks.checks, options);
     let outcomes = apply::apply(&client, settings, &server, desired, &plan, cache).await?;
     Ok(Report {
         outcomes,
         elapsed: started.elapsed(),
+        overwritten: checks.overwritten,
     })
 }

@@ -104,6 +104,10 @@ pub enum PasswordCheck {
     Unknown,
     /// The role has no password.
     Missing,
+    /// A SCRAM verifier with more iterations than [`max_checked_iterations`]
+    /// allows: not checked (checking it is what an attacker who set it
+    /// wants: minutes of CPU at every run), replaced.
+    Excessive,
 }
 
 impl PasswordCheck {
@@ -114,6 +118,7 @@ impl PasswordCheck {
             Self::Upgrade => "md5 upgrade",
             Self::Unknown => "unknown",
             Self::Missing => "missing",
+            Self::Excessive => "excessive iterations",
         }
     }
 
@@ -129,17 +134,34 @@ impl fmt::Display for PasswordCheck {
     }
 }
 
+/// The floor of [`max_checked_iterations`]: 25 times PostgreSQL's default,
+/// a few milliseconds of CPU per check in a release build.
+pub const MIN_ITERATION_CAP: u32 = 100_000;
+
+/// The most SCRAM iterations a stored verifier may ask for and still be
+/// checked: the server's `scram_iterations` (what pgtenant itself uses), but
+/// never less than [`MIN_ITERATION_CAP`]. Any role may set its own
+/// verifier, and one with 200 million iterations would cost a minute of CPU
+/// at every run; such a verifier cannot be pgtenant's, so it is replaced
+/// without being checked.
+pub fn max_checked_iterations(server_iterations: u32) -> u32 {
+    server_iterations.max(MIN_ITERATION_CAP)
+}
+
 /// Compares the stored secret of `role` with the desired `password`.
 ///
 /// `stored` is `rolpassword` (`None` for SQL NULL); `catalog_readable` is
 /// whether the admin could read it at all (a non-superuser reads NULL for
-/// every role, which must not be mistaken for "no password").
+/// every role, which must not be mistaken for "no password"). A SCRAM
+/// verifier with more than `max_iterations` is [`PasswordCheck::Excessive`],
+/// and costs nothing.
 pub fn check(
     stored: Option<&str>,
     catalog_readable: bool,
     role: &str,
     password: &str,
     wanted: PasswordEncryption,
+    max_iterations: u32,
 ) -> PasswordCheck {
     if !catalog_readable {
         return PasswordCheck::Unknown;
@@ -148,6 +170,7 @@ pub fn check(
         return PasswordCheck::Missing;
     };
     match parse_stored(stored) {
+        StoredSecret::Scram(v) if v.iterations > max_iterations => PasswordCheck::Excessive,
         StoredSecret::Scram(v) if v.matches(password) => PasswordCheck::InSync,
         StoredSecret::Scram(_) => PasswordCheck::Differs,
         StoredSecret::Md5(digest) => {
@@ -228,6 +251,8 @@ mod tests {
     use PasswordCheck::*;
     use PasswordEncryption::{Md5 as WantMd5, ScramSha256 as WantScram};
 
+    const CAP: u32 = MIN_ITERATION_CAP;
+
     /// Made by PostgreSQL 15.18: `SET password_encryption = 'md5'; CREATE
     /// ROLE ... PASSWORD '...'`, read back from `pg_authid`.
     const PG15_MD5: &[(&str, &str, &str)] = &[
@@ -247,13 +272,22 @@ mod tests {
     fn md5_verifier_is_postgresqls() {
         for (role, password, stored) in PG15_MD5 {
             assert_eq!(md5_verifier(password, role), *stored, "{role}");
-            assert_eq!(check(Some(stored), true, role, password, WantMd5), InSync);
             assert_eq!(
-                check(Some(stored), true, role, password, WantScram),
+                check(Some(stored), true, role, password, WantMd5, CAP),
+                InSync
+            );
+            assert_eq!(
+                check(Some(stored), true, role, password, WantScram, CAP),
                 Upgrade
             );
-            assert_eq!(check(Some(stored), true, role, "wrong", WantMd5), Differs);
-            assert_eq!(check(Some(stored), true, role, "wrong", WantScram), Differs);
+            assert_eq!(
+                check(Some(stored), true, role, "wrong", WantMd5, CAP),
+                Differs
+            );
+            assert_eq!(
+                check(Some(stored), true, role, "wrong", WantScram, CAP),
+                Differs
+            );
         }
     }
 
@@ -261,11 +295,11 @@ mod tests {
     fn md5_is_salted_with_the_exact_role_name() {
         let (_, password, stored) = PG15_MD5[1];
         assert_eq!(
-            check(Some(stored), true, "m_quoted", password, WantMd5),
+            check(Some(stored), true, "m_quoted", password, WantMd5, CAP),
             Differs
         );
         assert_eq!(
-            check(Some(stored), true, "\"m_Quoted\"", password, WantMd5),
+            check(Some(stored), true, "\"m_Quoted\"", password, WantMd5, CAP),
             Differs
         );
     }
@@ -273,21 +307,21 @@ mod tests {
     #[test]
     fn scram_secret_checks() {
         let s = Some(PG15_SCRAM_SECRET);
-        assert_eq!(check(s, true, "v_ascii", "secret", WantScram), InSync);
+        assert_eq!(check(s, true, "v_ascii", "secret", WantScram, CAP), InSync);
         // any role name: SCRAM is not salted with it
-        assert_eq!(check(s, true, "someone", "secret", WantScram), InSync);
+        assert_eq!(check(s, true, "someone", "secret", WantScram, CAP), InSync);
         // never downgraded to md5
-        assert_eq!(check(s, true, "v_ascii", "secret", WantMd5), InSync);
-        assert_eq!(check(s, true, "v_ascii", "Secret", WantScram), Differs);
-        assert_eq!(check(s, true, "v_ascii", "Secret", WantMd5), Differs);
+        assert_eq!(check(s, true, "v_ascii", "secret", WantMd5, CAP), InSync);
+        assert_eq!(check(s, true, "v_ascii", "Secret", WantScram, CAP), Differs);
+        assert_eq!(check(s, true, "v_ascii", "Secret", WantMd5, CAP), Differs);
     }
 
     #[test]
     fn unreadable_missing_and_other() {
         let s = Some(PG15_SCRAM_SECRET);
-        assert_eq!(check(s, false, "a", "secret", WantScram), Unknown);
-        assert_eq!(check(None, false, "a", "secret", WantScram), Unknown);
-        assert_eq!(check(None, true, "a", "secret", WantScram), Missing);
+        assert_eq!(check(s, false, "a", "secret", WantScram, CAP), Unknown);
+        assert_eq!(check(None, false, "a", "secret", WantScram, CAP), Unknown);
+        assert_eq!(check(None, true, "a", "secret", WantScram, CAP), Missing);
         for other in [
             "",
             "secret",
@@ -296,7 +330,7 @@ mod tests {
             "SCRAM-SHA-256$0:x$y:z",
         ] {
             assert_eq!(
-                check(Some(other), true, "m_tenant", "secret", WantMd5),
+                check(Some(other), true, "m_tenant", "secret", WantMd5, CAP),
                 Differs,
                 "{other:?}"
             );
@@ -334,18 +368,38 @@ mod tests {
         let scram = new_verifier("pw\u{AD}", "r", WantScram, 64).unwrap();
         assert!(scram.starts_with("SCRAM-SHA-256$64:"));
         assert_eq!(
-            check(Some(&scram), true, "r", "pw\u{AD}", WantScram),
+            check(Some(&scram), true, "r", "pw\u{AD}", WantScram, CAP),
             InSync
         );
-        assert_eq!(check(Some(&scram), true, "r", "pw", WantScram), InSync);
-        assert_eq!(check(Some(&scram), true, "r", "pw2", WantScram), Differs);
+        assert_eq!(check(Some(&scram), true, "r", "pw", WantScram, CAP), InSync);
+        assert_eq!(
+            check(Some(&scram), true, "r", "pw2", WantScram, CAP),
+            Differs
+        );
         // salted afresh every time
         assert_ne!(scram, new_verifier("pw\u{AD}", "r", WantScram, 64).unwrap());
 
         let md5 = new_verifier("pw", "r", WantMd5, DEFAULT_ITERATIONS).unwrap();
         assert_eq!(md5, md5_verifier("pw", "r"));
-        assert_eq!(check(Some(&md5), true, "r", "pw", WantMd5), InSync);
-        assert_eq!(check(Some(&md5), true, "r", "pw", WantScram), Upgrade);
+        assert_eq!(check(Some(&md5), true, "r", "pw", WantMd5, CAP), InSync);
+        assert_eq!(check(Some(&md5), true, "r", "pw", WantScram, CAP), Upgrade);
+    }
+
+    #[test]
+    fn excessive_iterations_are_not_checked() {
+        // 200 million iterations: checking would take a minute of CPU. The
+        // test finishes at once because nothing is derived.
+        let v = ScramVerifier::compute("pw", b"0123456789abcdef", 1);
+        let text = v.to_string().replacen("$1:", "$200000000:", 1);
+        let started = std::time::Instant::now();
+        assert_eq!(
+            check(Some(&text), true, "r", "pw", WantScram, CAP),
+            Excessive
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        assert_eq!(max_checked_iterations(4096), MIN_ITERATION_CAP);
+        assert_eq!(max_checked_iterations(1_000_000), 1_000_000);
+        assert!(Excessive.needs_set());
     }
 
     #[test]
@@ -367,11 +421,18 @@ mod tests {
 
     #[test]
     fn check_labels() {
-        let all = [InSync, Differs, Upgrade, Unknown, Missing];
+        let all = [InSync, Differs, Upgrade, Unknown, Missing, Excessive];
         let labels: Vec<_> = all.iter().map(|c| c.as_str()).collect();
         assert_eq!(
             labels,
-            ["in sync", "differs", "md5 upgrade", "unknown", "missing"]
+            [
+                "in sync",
+                "differs",
+                "md5 upgrade",
+                "unknown",
+                "missing",
+                "excessive iterations"
+            ]
         );
         assert!(!InSync.needs_set());
         assert!(all[1..].iter().all(|c| c.needs_set()));

@@ -28,6 +28,8 @@ impl Presence {
 pub struct Row {
     pub role: String,
     pub role_state: Presence,
+    /// The role can log in: LOGIN, not expired (`VALID UNTIL`), and a
+    /// connection limit other than 0.
     pub login: bool,
     pub database: String,
     pub database_state: Presence,
@@ -40,6 +42,11 @@ pub struct Row {
     /// temporary tables in the database, nor (14 and older) create objects in
     /// its schema public.
     pub isolated: bool,
+    /// The database accepts the tenant's connections (`datallowconn`, and a
+    /// connection limit other than 0).
+    pub connectable: bool,
+    /// Why pgtenant refuses to manage this tenant (see `plan`), if it does.
+    pub conflict: Option<String>,
 }
 
 pub fn rows(desired: &Desired, observed: &Observed, checks: &[PasswordCheck]) -> Vec<Row> {
@@ -58,7 +65,9 @@ pub fn rows(desired: &Desired, observed: &Observed, checks: &[PasswordCheck]) ->
                 } else {
                     Presence::Missing
                 },
-                login: role.is_some_and(|r| r.can_login),
+                login: role.is_some_and(|r| {
+                    r.can_login && !r.expired && !plan::blocks_login(r.connection_limit)
+                }),
                 database: t.database.clone(),
                 database_state: if db.is_some() {
                     Presence::Present
@@ -72,6 +81,10 @@ pub fn rows(desired: &Desired, observed: &Observed, checks: &[PasswordCheck]) ->
                     "none"
                 },
                 isolated: db.is_some_and(|d| plan::is_isolated(d, &t.role, schema_fix)),
+                connectable: db.is_some_and(|d| {
+                    d.allow_connections && !plan::blocks_login(d.connection_limit)
+                }),
+                conflict: plan::conflict(t, observed),
             }
         })
         .collect()

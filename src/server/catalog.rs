@@ -24,6 +24,9 @@ pub struct ServerInfo {
     pub in_recovery: bool,
     pub admin: String,
     pub admin_is_superuser: bool,
+    /// Whether the admin has CREATEROLE: without it (and without SUPERUSER)
+    /// no password can be set, so no verifier is ever sent.
+    pub admin_can_create_roles: bool,
     /// Whether the admin can read `pg_authid.rolpassword`; without it the
     /// password state is unknown and passwords are always set.
     pub can_read_passwords: bool,
@@ -59,6 +62,19 @@ pub struct ObservedRole {
     pub superuser: bool,
     pub replication: bool,
     pub bypass_rls: bool,
+    pub create_role: bool,
+    /// The roles this role is a direct member of (any membership at all
+    /// disqualifies it from being a tenant); at most a few, sorted.
+    pub member_of: Vec<String>,
+    /// Whether the role carries pgtenant's marker (see [`TENANT_MARKER`]).
+    pub marked: bool,
+    /// `VALID UNTIL` is set and already past: the role cannot log in.
+    pub expired: bool,
+    /// `rolconnlimit`: -1 for none.
+    pub connection_limit: i32,
+    /// Whether the admin may set this role's password: SUPERUSER, or
+    /// CREATEROLE (and, on 16 and newer, ADMIN OPTION on the role).
+    pub admin_may_alter: bool,
     /// The stored secret (`SCRAM-SHA-256$...` or `md5...`), when the admin can
     /// read it. A secret: never printed.
     pub password: Option<String>,
@@ -72,6 +88,12 @@ impl fmt::Debug for ObservedRole {
             .field("superuser", &self.superuser)
             .field("replication", &self.replication)
             .field("bypass_rls", &self.bypass_rls)
+            .field("create_role", &self.create_role)
+            .field("member_of", &self.member_of)
+            .field("marked", &self.marked)
+            .field("expired", &self.expired)
+            .field("connection_limit", &self.connection_limit)
+            .field("admin_may_alter", &self.admin_may_alter)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .finish()
     }
@@ -83,11 +105,36 @@ pub struct ObservedDatabase {
     pub owner: String,
     pub public_connect: bool,
     pub public_temporary: bool,
+    /// `datallowconn`: false means nobody can connect to it.
+    pub allow_connections: bool,
+    /// `datconnlimit`: -1 for none.
+    pub connection_limit: i32,
+    /// When the owner is not the tenant: whether the database holds objects
+    /// owned by someone else than the tenant, read over a short connection
+    /// into it (see [`foreign_objects`]). `None` when not looked at.
+    pub foreign_objects: Option<ForeignObjects>,
     /// Schema `public` inside the database, read only where the server needs
     /// the fix (14 and older) and the database exists. `None` otherwise, or
     /// when the schema was dropped.
     pub public_schema: Option<SchemaState>,
 }
+
+/// What a look inside a database found about objects that are not the
+/// tenant's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForeignObjects {
+    None,
+    /// One owner of such an object (the first found), by name.
+    OwnedBy(String),
+    /// The database could not be inspected (no connection): treated as
+    /// holding foreign objects.
+    Unknown(String),
+}
+
+/// The comment pgtenant puts on the roles it creates, so that it can tell
+/// them later from roles someone else made (`COMMENT ON ROLE` needs
+/// CREATEROLE, so a tenant cannot put it on a role itself).
+pub const TENANT_MARKER: &str = "managed by pgtenant";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaState {
@@ -109,6 +156,7 @@ SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4,
        pg_catalog.pg_is_in_recovery(),
        r.rolname::pg_catalog.text,
        r.rolsuper,
+       r.rolcreaterole,
        pg_catalog.has_table_privilege('pg_catalog.pg_authid', 'SELECT'),
        EXISTS (SELECT FROM pg_catalog.pg_settings s
                 WHERE s.name OPERATOR(pg_catalog.=) 'shared_preload_libraries'
@@ -142,21 +190,30 @@ pub async fn server_info(client: &Client) -> Result<ServerInfo, DbError> {
         in_recovery: row.get(3),
         admin: row.get(4),
         admin_is_superuser: row.get(5),
-        can_read_passwords: row.get(6),
-        has_pg_stat_statements: row.get(7),
+        admin_can_create_roles: row.get(6),
+        can_read_passwords: row.get(7),
+        has_pg_stat_statements: row.get(8),
     })
 }
 
-const ROLES_WITH_PASSWORDS: &str = "\
+// One query for every attribute the adoption policy and the plan need. The
+// memberships are capped: any at all disqualifies the role.
+const ROLES: &str = "\
 SELECT a.rolname::pg_catalog.text, a.rolcanlogin, a.rolsuper, a.rolreplication, a.rolbypassrls,
-       a.rolpassword
-  FROM pg_catalog.pg_authid a
- WHERE a.rolname::pg_catalog.text OPERATOR(pg_catalog.=) ANY($1::pg_catalog.text[])";
-
-const ROLES_WITHOUT_PASSWORDS: &str = "\
-SELECT a.rolname::pg_catalog.text, a.rolcanlogin, a.rolsuper, a.rolreplication, a.rolbypassrls,
-       NULL::pg_catalog.text
-  FROM pg_catalog.pg_roles a
+       a.rolcreaterole,
+       ARRAY(SELECT g.rolname::pg_catalog.text
+               FROM pg_catalog.pg_auth_members m
+               JOIN pg_catalog.pg_roles g ON g.oid OPERATOR(pg_catalog.=) m.roleid
+              WHERE m.member OPERATOR(pg_catalog.=) a.oid
+              ORDER BY 1 LIMIT 5),
+       pg_catalog.shobj_description(a.oid, 'pg_authid') IS NOT DISTINCT FROM $2::pg_catalog.text,
+       a.rolvaliduntil IS NOT NULL AND a.rolvaliduntil OPERATOR(pg_catalog.<=) pg_catalog.now(),
+       a.rolconnlimit,
+       CASE WHEN $3::pg_catalog.bool THEN true
+            WHEN $4::pg_catalog.bool THEN pg_catalog.pg_has_role(CURRENT_USER, a.oid, 'USAGE WITH ADMIN OPTION')
+            ELSE false END,
+       __PASSWORD__
+  FROM __TABLE__ a
  WHERE a.rolname::pg_catalog.text OPERATOR(pg_catalog.=) ANY($1::pg_catalog.text[])";
 
 // PUBLIC is grantee 0 in aclexplode; a NULL ACL means the built-in default,
@@ -166,7 +223,8 @@ SELECT d.datname::pg_catalog.text, o.rolname::pg_catalog.text,
        EXISTS (SELECT FROM pg_catalog.aclexplode(COALESCE(d.datacl, pg_catalog.acldefault('d', d.datdba))) x
                 WHERE x.grantee OPERATOR(pg_catalog.=) 0 AND x.privilege_type OPERATOR(pg_catalog.=) 'CONNECT'),
        EXISTS (SELECT FROM pg_catalog.aclexplode(COALESCE(d.datacl, pg_catalog.acldefault('d', d.datdba))) x
-                WHERE x.grantee OPERATOR(pg_catalog.=) 0 AND x.privilege_type OPERATOR(pg_catalog.=) 'TEMPORARY')
+                WHERE x.grantee OPERATOR(pg_catalog.=) 0 AND x.privilege_type OPERATOR(pg_catalog.=) 'TEMPORARY'),
+       d.datallowconn, d.datconnlimit
   FROM pg_catalog.pg_database d
   JOIN pg_catalog.pg_roles o ON o.oid OPERATOR(pg_catalog.=) d.datdba
  WHERE d.datname::pg_catalog.text OPERATOR(pg_catalog.=) ANY($1::pg_catalog.text[])";
@@ -186,13 +244,26 @@ pub async fn observe(
     roles: &[String],
     databases: &[String],
 ) -> Result<Observed, DbError> {
-    let role_query = if server.can_read_passwords {
-        ROLES_WITH_PASSWORDS
+    let (table, password) = if server.can_read_passwords {
+        ("pg_catalog.pg_authid", "a.rolpassword")
     } else {
-        ROLES_WITHOUT_PASSWORDS
+        ("pg_catalog.pg_roles", "NULL::pg_catalog.text")
     };
+    let role_query = ROLES
+        .replace("__TABLE__", table)
+        .replace("__PASSWORD__", password);
+    // On 15 and older CREATEROLE may alter every role that is not a
+    // superuser (those are refused anyway); 16 and newer also ask for ADMIN
+    // OPTION on the role.
+    let may_alter_all =
+        server.admin_is_superuser || (server.admin_can_create_roles && server.major() < 16);
+    let needs_admin_option =
+        !server.admin_is_superuser && server.admin_can_create_roles && server.major() >= 16;
     let role_rows = client
-        .query(role_query, &[&roles])
+        .query(
+            &role_query,
+            &[&roles, &TENANT_MARKER, &may_alter_all, &needs_admin_option],
+        )
         .await
         .map_err(|e| DbError::query("read roles", e))?;
     let roles = role_rows
@@ -204,7 +275,13 @@ pub async fn observe(
                 superuser: row.get(2),
                 replication: row.get(3),
                 bypass_rls: row.get(4),
-                password: row.get(5),
+                create_role: row.get(5),
+                member_of: row.get(6),
+                marked: row.get(7),
+                expired: row.get(8),
+                connection_limit: row.get(9),
+                admin_may_alter: row.get(10),
+                password: row.get(11),
             };
             (role.name.clone(), role)
         })
@@ -221,6 +298,9 @@ pub async fn observe(
                 owner: row.get(1),
                 public_connect: row.get(2),
                 public_temporary: row.get(3),
+                allow_connections: row.get(4),
+                connection_limit: row.get(5),
+                foreign_objects: None,
                 public_schema: None,
             };
             (db.name.clone(), db)
@@ -254,8 +334,15 @@ pub async fn observe_public_schemas(
     if !observed.server.needs_public_schema_fix() {
         return Ok(());
     }
-    let names: Vec<String> = observed.databases.keys().cloned().collect();
-    let results = db::for_each_database(settings, names, |client| async move {
+    // A database nobody may connect to is opened up first (see `plan`);
+    // its schema is looked at by the next run.
+    let names: Vec<String> = observed
+        .databases
+        .values()
+        .filter(|d| d.allow_connections)
+        .map(|d| d.name.clone())
+        .collect();
+    let results = db::for_each_database(settings, names, |client, _| async move {
         public_schema(&client).await
     })
     .await;
@@ -263,6 +350,90 @@ pub async fn observe_public_schemas(
         let state = result?;
         if let Some(db) = observed.databases.get_mut(&name) {
             db.public_schema = state;
+        }
+    }
+    Ok(())
+}
+
+// The first owner, other than the tenant, of an object created in the
+// database (OIDs from FirstNormalObjectId on: the objects initdb made, such
+// as schema public, are below). Every catalog of per-database objects that
+// have an owner is looked at; `LIMIT 1` stops at the first one found, so the
+// cost is bounded by what is there, not by what the tenant's own objects
+// number (and by the session's statement_timeout).
+const FOREIGN_OBJECT: &str = "\
+SELECT pg_catalog.pg_get_userbyid(x.o)::pg_catalog.text FROM (
+          SELECT relowner AS o FROM pg_catalog.pg_class WHERE oid OPERATOR(pg_catalog.>=) 16384
+UNION ALL SELECT nspowner FROM pg_catalog.pg_namespace WHERE oid OPERATOR(pg_catalog.>=) 16384
+UNION ALL SELECT proowner FROM pg_catalog.pg_proc WHERE oid OPERATOR(pg_catalog.>=) 16384
+UNION ALL SELECT typowner FROM pg_catalog.pg_type WHERE oid OPERATOR(pg_catalog.>=) 16384
+UNION ALL SELECT extowner FROM pg_catalog.pg_extension WHERE oid OPERATOR(pg_catalog.>=) 16384
+UNION ALL SELECT collowner FROM pg_catalog.pg_collation WHERE oid OPERATOR(pg_catalog.>=) 16384
+UNION ALL SELECT conowner FROM pg_catalog.pg_conversion WHERE oid OPERATOR(pg_catalog.>=) 16384
+UNION ALL SELECT oprowner FROM pg_catalog.pg_operator WHERE oid OPERATOR(pg_catalog.>=) 16384
+UNION ALL SELECT opcowner FROM pg_catalog.pg_opclass WHERE oid OPERATOR(pg_catalog.>=) 16384
+UNION ALL SELECT opfowner FROM pg_catalog.pg_opfamily WHERE oid OPERATOR(pg_catalog.>=) 16384
+UNION ALL SELECT cfgowner FROM pg_catalog.pg_ts_config WHERE oid OPERATOR(pg_catalog.>=) 16384
+UNION ALL SELECT dictowner FROM pg_catalog.pg_ts_dict WHERE oid OPERATOR(pg_catalog.>=) 16384
+UNION ALL SELECT lanowner FROM pg_catalog.pg_language WHERE oid OPERATOR(pg_catalog.>=) 16384
+UNION ALL SELECT fdwowner FROM pg_catalog.pg_foreign_data_wrapper WHERE oid OPERATOR(pg_catalog.>=) 16384
+UNION ALL SELECT srvowner FROM pg_catalog.pg_foreign_server WHERE oid OPERATOR(pg_catalog.>=) 16384
+UNION ALL SELECT evtowner FROM pg_catalog.pg_event_trigger WHERE oid OPERATOR(pg_catalog.>=) 16384
+UNION ALL SELECT pubowner FROM pg_catalog.pg_publication WHERE oid OPERATOR(pg_catalog.>=) 16384
+UNION ALL SELECT stxowner FROM pg_catalog.pg_statistic_ext WHERE oid OPERATOR(pg_catalog.>=) 16384
+UNION ALL SELECT lomowner FROM pg_catalog.pg_largeobject_metadata WHERE oid OPERATOR(pg_catalog.>=) 16384
+) x
+ WHERE x.o IS DISTINCT FROM (SELECT r.oid FROM pg_catalog.pg_roles r
+                              WHERE r.rolname::pg_catalog.text OPERATOR(pg_catalog.=) $1::pg_catalog.text)
+ LIMIT 1";
+
+/// For each existing tenant database whose owner is not its tenant, looks
+/// inside it (one short connection each, a few at a time) for an object
+/// owned by someone else: ownership of such a database never moves (see
+/// `plan`). Databases owned by their tenant cost nothing.
+pub async fn observe_foreign_objects(
+    settings: &crate::input::conninfo::ConnSettings,
+    observed: &mut Observed,
+    tenant_databases: &[(String, String)],
+) -> Result<(), DbError> {
+    let owners: HashMap<String, String> = tenant_databases
+        .iter()
+        .filter(|(db, role)| observed.databases.get(db).is_some_and(|d| d.owner != *role))
+        .map(|(db, role)| (db.clone(), role.clone()))
+        .collect();
+    if owners.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = owners.keys().cloned().collect();
+    let owners = std::sync::Arc::new(owners);
+    let results = db::for_each_database(settings, names, {
+        let owners = owners.clone();
+        move |client, name: String| {
+            let owners = owners.clone();
+            async move {
+                let role = owners.get(&name).cloned().unwrap_or_default();
+                let row = client
+                    .query_opt(FOREIGN_OBJECT, &[&role])
+                    .await
+                    .map_err(|e| DbError::query("look for objects of other roles", e))?;
+                Ok(match row {
+                    Some(row) => ForeignObjects::OwnedBy(row.get(0)),
+                    None => ForeignObjects::None,
+                })
+            }
+        }
+    })
+    .await;
+    for (name, result) in results {
+        let found = match result {
+            Ok(found) => found,
+            Err(e) if e.is_connection_lost() && !matches!(e, DbError::Connect { .. }) => {
+                return Err(e)
+            }
+            Err(e) => ForeignObjects::Unknown(e.to_string()),
+        };
+        if let Some(db) = observed.databases.get_mut(&name) {
+            db.foreign_objects = Some(found);
         }
     }
     Ok(())

@@ -17,6 +17,17 @@ pub const ADVISORY_LOCK_KEY: i64 = 0x7067_7465_6e61_6e74;
 /// How many short connections into tenant databases may be open at once.
 const DATABASE_CONCURRENCY: usize = 4;
 
+/// How long pgtenant waits for another pgtenant run (the advisory lock)
+/// before it gives up. Any role that can connect to the maintenance
+/// database can take that lock too; this bounds what it can stall.
+pub const ADVISORY_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A duration as a PostgreSQL setting value in milliseconds (at least 1:
+/// 0 would mean "no timeout").
+fn millis(d: std::time::Duration) -> String {
+    d.as_millis().clamp(1, i32::MAX as u128).to_string()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("failed to connect to {endpoint}: {message}")]
@@ -46,6 +57,16 @@ impl DbError {
             message: describe(&e),
             kind: ErrorKind::of(&e),
             sqlstate: e.code().map(|c| c.code().to_owned()),
+        }
+    }
+
+    /// The SQLSTATE the server gave, if any.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            DbError::Connect { sqlstate, .. } | DbError::Query { sqlstate, .. } => {
+                sqlstate.as_deref()
+            }
+            _ => None,
         }
     }
 
@@ -91,37 +112,60 @@ pub async fn connect(settings: &ConnSettings, dbname: Option<&str>) -> Result<Cl
         let _ = connection.await;
     });
     client
-        .batch_execute(
+        .batch_execute(&format!(
             "SELECT pg_catalog.set_config('search_path', '', false), \
-                    pg_catalog.set_config('standard_conforming_strings', 'on', false)",
-        )
+                    pg_catalog.set_config('standard_conforming_strings', 'on', false), \
+                    pg_catalog.set_config('lock_timeout', '{}', false), \
+                    pg_catalog.set_config('statement_timeout', '{}', false)",
+            millis(settings.timeouts.lock),
+            millis(settings.timeouts.statement),
+        ))
         .await
         .map_err(|e| DbError::query("prepare session", e))?;
     Ok(client)
 }
 
 /// Takes the session-level advisory lock, waiting for any other pgtenant run
-/// against the same server to finish.
+/// against the same server to finish, for at most [`ADVISORY_LOCK_WAIT`]
+/// (the session's `lock_timeout` is for tenants' locks, far shorter). The
+/// lock outlives the transaction that takes it.
 pub async fn lock(client: &Client) -> Result<(), DbError> {
-    client
-        .execute(
-            "SELECT pg_catalog.pg_advisory_lock($1)",
-            &[&ADVISORY_LOCK_KEY],
-        )
-        .await
-        .map_err(|e| DbError::query("take the advisory lock", e))?;
+    let wait = millis(ADVISORY_LOCK_WAIT);
+    let sql = format!(
+        "BEGIN; SET LOCAL lock_timeout = {wait}; SET LOCAL statement_timeout = {wait}; \
+         SELECT pg_catalog.pg_advisory_lock({ADVISORY_LOCK_KEY}); COMMIT"
+    );
+    if let Err(e) = client.batch_execute(&sql).await {
+        let _ = client.batch_execute("ROLLBACK").await;
+        let mut err = DbError::query("take the advisory lock", e);
+        if let DbError::Query {
+            message, sqlstate, ..
+        } = &mut err
+        {
+            if matches!(sqlstate.as_deref(), Some("55P03" | "57014")) {
+                message.push_str(&format!(
+                    "; another session held pgtenant's advisory lock for {}: see \
+                     pg_locks (locktype 'advisory', objid {}) for who",
+                    crate::duration::format(ADVISORY_LOCK_WAIT),
+                    ADVISORY_LOCK_KEY & 0xffff_ffff
+                ));
+            }
+        }
+        return Err(err);
+    }
     Ok(())
 }
 
-/// Runs `f` on a short session into each database, a few at a time. Results
-/// come back in no particular order, each with its database name.
+/// Runs `f` on a short session into each database (with the database's
+/// name), a few at a time. Results come back in no particular order, each
+/// with its database name.
 pub async fn for_each_database<F, Fut, T>(
     settings: &ConnSettings,
     databases: Vec<String>,
     f: F,
 ) -> Vec<(String, Result<T, DbError>)>
 where
-    F: Fn(Client) -> Fut + Clone + Send + 'static,
+    F: Fn(Client, String) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<T, DbError>> + Send + 'static,
     T: Send + 'static,
 {
@@ -135,7 +179,7 @@ where
             let f = f.clone();
             set.spawn(async move {
                 let result = match connect(&settings, Some(&name)).await {
-                    Ok(client) => f(client).await,
+                    Ok(client) => f(client, name.clone()).await,
                     Err(e) => Err(e),
                 };
                 (name, result)

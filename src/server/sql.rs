@@ -85,11 +85,28 @@ pub fn create_role(role: &str, verifier: &str) -> Statement {
     ))
 }
 
-/// `ALTER ROLE ... [LOGIN] [PASSWORD '...']`; at least one of the two is set.
-pub fn alter_role(role: &str, login: bool, verifier: Option<&str>) -> Statement {
+/// The role attributes an `ALTER ROLE` sets besides the password.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoleFixes {
+    pub login: bool,
+    /// `VALID UNTIL 'infinity'`.
+    pub valid_until: bool,
+    /// `CONNECTION LIMIT -1`.
+    pub connection_limit: bool,
+}
+
+/// `ALTER ROLE ... [LOGIN] [VALID UNTIL 'infinity'] [CONNECTION LIMIT -1]
+/// [PASSWORD '...']`; at least one of them is set.
+pub fn alter_role(role: &str, fixes: RoleFixes, verifier: Option<&str>) -> Statement {
     let mut text = format!("ALTER ROLE {}", quote_ident(role));
-    if login {
+    if fixes.login {
         text.push_str(" LOGIN");
+    }
+    if fixes.valid_until {
+        text.push_str(" VALID UNTIL 'infinity'");
+    }
+    if fixes.connection_limit {
+        text.push_str(" CONNECTION LIMIT -1");
     }
     match verifier {
         Some(v) => {
@@ -99,6 +116,31 @@ pub fn alter_role(role: &str, login: bool, verifier: Option<&str>) -> Statement 
         }
         None => Statement::public(text),
     }
+}
+
+/// Marks a role as created by pgtenant (see `catalog::TENANT_MARKER`).
+pub fn mark_role(role: &str, marker: &str) -> Statement {
+    Statement::public(format!(
+        "COMMENT ON ROLE {} IS {}",
+        quote_ident(role),
+        quote_literal(marker)
+    ))
+}
+
+/// `ALTER DATABASE ... WITH [ALLOW_CONNECTIONS true] [CONNECTION LIMIT -1]`.
+pub fn alter_database_connections(
+    database: &str,
+    allow_connections: bool,
+    connection_limit: bool,
+) -> Statement {
+    let mut text = format!("ALTER DATABASE {} WITH", quote_ident(database));
+    if allow_connections {
+        text.push_str(" ALLOW_CONNECTIONS true");
+    }
+    if connection_limit {
+        text.push_str(" CONNECTION LIMIT -1");
+    }
+    Statement::public(text)
 }
 
 pub fn create_database(database: &str, owner: &str) -> Statement {
@@ -221,11 +263,28 @@ mod tests {
         let s = create_role("r", "SCRAM-SHA-256$4096:c2FsdA==$x:y");
         assert!(s.is_secret());
         assert!(!format!("{s:?}").contains("SCRAM"));
-        assert!(!alter_role("r", true, None).is_secret());
-        assert!(alter_role("r", false, Some("v")).is_secret());
+        let login = RoleFixes {
+            login: true,
+            ..RoleFixes::default()
+        };
+        assert!(!alter_role("r", login, None).is_secret());
+        assert!(alter_role("r", RoleFixes::default(), Some("v")).is_secret());
         assert_eq!(
-            alter_role("r", true, None).text(),
+            alter_role("r", login, None).text(),
             r#"ALTER ROLE "r" LOGIN"#
+        );
+        let all = RoleFixes {
+            login: true,
+            valid_until: true,
+            connection_limit: true,
+        };
+        assert_eq!(
+            alter_role("r", all, None).text(),
+            r#"ALTER ROLE "r" LOGIN VALID UNTIL 'infinity' CONNECTION LIMIT -1"#
+        );
+        assert_eq!(
+            alter_database_connections("d", true, true).text(),
+            r#"ALTER DATABASE "d" WITH ALLOW_CONNECTIONS true CONNECTION LIMIT -1"#
         );
     }
 

@@ -231,13 +231,18 @@ fn missing_root(path: &Path, settings: &ConnSettings) -> String {
 /// this server must be entirely usable.
 fn load_roots(path: &Path, lenient: bool) -> Result<Arc<RootCertStore>, TlsError> {
     let what = || format!("root certificate file {}", path.display());
-    let bytes = std::fs::read(path).map_err(|e| {
-        TlsError::Setup(format!(
-            "failed to read {}: {}",
-            what(),
-            crate::input::secret_file::describe_io(&e)
-        ))
-    })?;
+    let bytes = crate::input::secret_file::open_regular(path)
+        .and_then(|mut f| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut bytes).map(|_| bytes)
+        })
+        .map_err(|e| {
+            TlsError::Setup(format!(
+                "failed to read {}: {}",
+                what(),
+                crate::input::secret_file::describe_io(&e)
+            ))
+        })?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::Setup(format!("{} is not valid PEM: {e}", what())))?;

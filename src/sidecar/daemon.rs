@@ -330,6 +330,21 @@ impl Daemon<'_> {
         match result {
             Ok(report) => {
                 let s = report.summary();
+                for o in &report.outcomes {
+                    if let Some(kind) = o.failure {
+                        metrics.record_tenant_failure(kind);
+                    }
+                }
+                if !report.overwritten.is_empty() {
+                    for role in &report.overwritten {
+                        warn!(role = %role, action = "password_overwritten",
+                            "the password of role {} was changed by someone else since pgtenant \
+                             set it, although the input did not change it: another writer (a \
+                             second pgtenant with another users file?) is fighting over it",
+                            crate::server::sql::quote_ident(role));
+                    }
+                    metrics.record_password_overwrites(report.overwritten.len());
+                }
                 let refused = report
                     .outcomes
                     .iter()
@@ -356,7 +371,7 @@ impl Daemon<'_> {
                 } else {
                     report.log_summary();
                     metrics.record_reconcile(ReconcileResult::Failure, elapsed, Some(s), refused);
-                    let why = format!("{} of {} tenants failed", s.failed, s.tenants);
+                    let why = failure_summary(&report.outcomes, s.failed, s.tenants);
                     self.shared.update(|st| st.last = Last::Failed(why));
                     self.last_failed = true;
                     Applied::Failed
@@ -385,6 +400,12 @@ impl Daemon<'_> {
     /// that differs from the one in force replaces it; an invalid one is
     /// logged with `file:line` and leaves the one in force alone.
     fn reload(&mut self) -> Reload {
+        // Watch first, then read: a file written between the two is then
+        // either read now or seen by the watch, never missed (a directory
+        // that was re-created is watched again here).
+        if let Ok(conn) = input::connection(&self.settings.sources) {
+            self.watch(&conn);
+        }
         let input = match input::load(&self.settings.sources) {
             Ok(input) => input,
             Err(LoadError::Conn(e)) => {
@@ -462,6 +483,36 @@ impl Daemon<'_> {
         files.extend(self.started_watching.iter().cloned());
         self.watcher.watch_files(&files);
     }
+}
+
+/// `2 of 5 tenants failed: "a": failed to alter role "a": canceling
+/// statement due to lock timeout (SQLSTATE 55P03); "b": ...`, the first few
+/// named, for `/readyz`. Messages come from errors, which never hold a secret.
+fn failure_summary(
+    outcomes: &[crate::reconcile::apply::TenantOutcome],
+    failed: usize,
+    total: usize,
+) -> String {
+    const SHOWN: usize = 3;
+    let mut text = format!("{failed} of {total} tenants failed");
+    let reasons: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| match &o.outcome {
+            Outcome::Failed(why) | Outcome::Refused(why) => Some(format!(
+                "{}: {why}",
+                crate::server::sql::quote_ident(&o.tenant)
+            )),
+            _ => None,
+        })
+        .collect();
+    if !reasons.is_empty() {
+        text.push_str(": ");
+        text.push_str(&reasons[..reasons.len().min(SHOWN)].join("; "));
+        if reasons.len() > SHOWN {
+            text.push_str(&format!("; and {} more", reasons.len() - SHOWN));
+        }
+    }
+    text
 }
 
 #[cfg(test)]

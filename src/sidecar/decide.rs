@@ -51,9 +51,9 @@ pub(crate) enum Step {
     ResyncLater,
     /// Apply again after the failure backoff ([`backoff`]).
     RetryLater,
-    /// No valid input yet: read it again (a directory that could not be
-    /// watched is retried this way), apply if it is valid now, and look again
-    /// after the resync interval.
+    /// Read the input again (a directory that could not be watched, or was
+    /// re-created, is watched again this way), apply what is in force, and
+    /// look again after the resync interval.
     ReloadAndApply,
     /// Go back to waiting for the server.
     WaitForServer,
@@ -70,8 +70,10 @@ pub(crate) fn decide(event: Event, last_failed: bool) -> Step {
         Event::FilesChanged(Reload::Changed { .. }) => Step::Apply,
         Event::FilesChanged(Reload::Unchanged) if last_failed => Step::Apply,
         Event::FilesChanged(Reload::Unchanged | Reload::Invalid) => Step::Idle,
-        Event::ResyncDue { has_input: true } => Step::Apply,
-        Event::ResyncDue { has_input: false } => Step::ReloadAndApply,
+        // Read the input again whatever the watch saw: a watch can be lost
+        // (its directory deleted and re-created, an overflowed event queue)
+        // and the resync is the backstop.
+        Event::ResyncDue { .. } => Step::ReloadAndApply,
     }
 }
 
@@ -130,13 +132,14 @@ mod tests {
 
     #[test]
     fn on_a_resync_tick() {
+        // The input is read again at every resync, valid or not.
         assert_eq!(
             decide(Event::ResyncDue { has_input: true }, false),
-            Step::Apply
+            Step::ReloadAndApply
         );
         assert_eq!(
             decide(Event::ResyncDue { has_input: true }, true),
-            Step::Apply
+            Step::ReloadAndApply
         );
         assert_eq!(
             decide(Event::ResyncDue { has_input: false }, false),

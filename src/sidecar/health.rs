@@ -5,28 +5,41 @@
 //! parser and a responder on a tokio `TcpListener`. It is hand-written because
 //! three read-only routes do not justify an HTTP stack in an 8 MiB container.
 //! It is bounded so that it is safe to expose inside a cluster: at most
-//! [`MAX_HEAD_BYTES`] of request head, [`IO_TIMEOUT`] to send it and to take
-//! the answer, [`MAX_CONNECTIONS`] at once, one request per connection
-//! (`Connection: close`), only `GET` and `HEAD`, no request body read. The
-//! answers never contain a secret: reasons come from errors whose messages
-//! never do.
+//! [`MAX_HEAD_BYTES`] of request head, [`HEAD_TIMEOUT`] to send it and
+//! [`WRITE_TIMEOUT`] to take the answer, [`MAX_CONNECTIONS`] at once, one
+//! request per connection (`Connection: close`), only `GET` and `HEAD`, no
+//! request body read. The answers never contain a secret: reasons come from
+//! errors whose messages never do.
+//!
+//! Probes must not be starved by clients that connect and send nothing
+//! (any pod that can reach the port could otherwise take PostgreSQL out of
+//! its Service by failing the kubelet's 1 s probes). So the server always
+//! accepts: when [`MAX_CONNECTIONS`] are open, the oldest one is dropped to
+//! make room for the new one. A flood of idle connections thus only ever
+//! holds [`MAX_CONNECTIONS`] file descriptors and a few KiB each, and a
+//! probe, which sends its request at once, is answered as soon as it is
+//! accepted.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::VecDeque;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+
+use tokio::task::{AbortHandle, JoinSet};
 use tracing::{debug, warn};
 
 /// A request head larger than this is refused (431): no client of these
 /// routes needs more.
 pub const MAX_HEAD_BYTES: usize = 8 * 1024;
-/// Time allowed to send the request head, and again to take the answer.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections served at once; more wait in the kernel's accept queue.
-pub const MAX_CONNECTIONS: usize = 16;
+/// Time allowed to send the whole request head (a probe sends it at once).
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time allowed to take the answer.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Connections open at once; a new one beyond this evicts the oldest.
+pub const MAX_CONNECTIONS: usize = 64;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -204,20 +217,40 @@ pub fn route(request: &Request, probe: &dyn Probe) -> Response {
 
 /// Serves until the task is dropped.
 pub async fn serve(listener: TcpListener, probe: Arc<dyn Probe>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut tasks = JoinSet::new();
+    // Open connections in the order they were accepted (finished ones are
+    // trimmed from the front as they come up).
+    let mut open: VecDeque<AbortHandle> = VecDeque::new();
     loop {
-        // Waiting for a slot before accepting leaves excess clients in the
-        // kernel's queue instead of costing memory here.
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
         };
-        match listener.accept().await {
+        match accepted {
             Ok((stream, peer)) => {
+                while open.front().is_some_and(AbortHandle::is_finished) {
+                    open.pop_front();
+                }
+                if tasks.len() >= MAX_CONNECTIONS {
+                    // Make room: the oldest open connection goes.
+                    while let Some(oldest) = open.pop_front() {
+                        if !oldest.is_finished() {
+                            oldest.abort();
+                            debug!("health endpoint: too many connections, dropped the oldest");
+                            break;
+                        }
+                    }
+                    // Reap it now, so the set never holds more than the bound.
+                    while tasks.len() >= MAX_CONNECTIONS {
+                        if tasks.join_next().await.is_none() {
+                            break;
+                        }
+                    }
+                }
                 let probe = probe.clone();
-                tokio::spawn(async move {
+                open.push_back(tasks.spawn(async move {
                     handle(stream, peer, &*probe).await;
-                    drop(permit);
-                });
+                }));
             }
             Err(e) => {
                 // Out of file descriptors and the like: do not spin on it.
@@ -229,7 +262,7 @@ pub async fn serve(listener: TcpListener, probe: Arc<dyn Probe>) {
 }
 
 async fn handle(mut stream: TcpStream, peer: SocketAddr, probe: &dyn Probe) {
-    let response = match tokio::time::timeout(IO_TIMEOUT, read_head(&mut stream)).await {
+    let response = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
         Ok(Ok(Parsed::Request(request))) => {
             let head_only = request.method == Method::Head;
             Some((route(&request, probe), head_only))
@@ -244,7 +277,7 @@ async fn handle(mut stream: TcpStream, peer: SocketAddr, probe: &dyn Probe) {
     };
     if let Some((response, head_only)) = response {
         let bytes = response.to_bytes(head_only);
-        let _ = tokio::time::timeout(IO_TIMEOUT, async {
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, async {
             stream.write_all(&bytes).await?;
             stream.shutdown().await
         })

@@ -56,6 +56,8 @@ pub struct Metrics {
     tenants: Family<Labels, Gauge>,
     input_valid: Gauge,
     postgres_up: Gauge,
+    tenant_failures: Family<Labels, Counter>,
+    password_overwrites: Counter,
 }
 
 impl Default for Metrics {
@@ -73,6 +75,8 @@ impl Metrics {
         let tenants = Family::<Labels, Gauge>::default();
         let input_valid = Gauge::default();
         let postgres_up = Gauge::default();
+        let tenant_failures = Family::<Labels, Counter>::default();
+        let password_overwrites = Counter::default();
         registry.register(
             "reconciles",
             "Reconciles by result: success, failure (some tenants failed), error (could not run)",
@@ -103,6 +107,21 @@ impl Metrics {
             "1 while pgtenant holds a session to the server, else 0",
             postgres_up.clone(),
         );
+        registry.register(
+            "tenant_failures",
+            "Tenants that failed in a reconcile, by reason: lock_timeout (another session, often \
+             the tenant, held a lock), statement_timeout, other",
+            tenant_failures.clone(),
+        );
+        registry.register(
+            "password_overwrites",
+            "Passwords found changed by someone else since pgtenant set or checked them, while \
+             the input kept them (another writer: a second pgtenant, a person)",
+            password_overwrites.clone(),
+        );
+        for k in crate::reconcile::apply::FailureKind::ALL {
+            let _ = tenant_failures.get_or_create(&[("reason", k.as_str())]);
+        }
         // Every series exists from the start, so a dashboard shows 0, not "no data".
         for r in [
             ReconcileResult::Success,
@@ -122,7 +141,19 @@ impl Metrics {
             tenants,
             input_valid,
             postgres_up,
+            tenant_failures,
+            password_overwrites,
         }
+    }
+
+    pub fn record_tenant_failure(&self, kind: crate::reconcile::apply::FailureKind) {
+        self.tenant_failures
+            .get_or_create(&[("reason", kind.as_str())])
+            .inc();
+    }
+
+    pub fn record_password_overwrites(&self, n: usize) {
+        self.password_overwrites.inc_by(n as u64);
     }
 
     pub fn record_reconcile(
@@ -206,6 +237,8 @@ mod tests {
             "pgtenant_tenants{state=\"refused\"} 0",
             "pgtenant_input_valid 1",
             "pgtenant_postgres_up 0",
+            "pgtenant_tenant_failures_total{reason=\"lock_timeout\"} 0",
+            "pgtenant_password_overwrites_total 0",
             "# EOF",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");

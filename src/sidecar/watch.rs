@@ -12,10 +12,18 @@
 //! directory it resolves to is watched as well, so editing the target of a
 //! plain symlink also counts.
 //!
+//! The directory itself can go away: a volume remounted, a
+//! config-management tool that replaces the whole directory. The kernel
+//! drops a watch on a deleted directory, and a watch on a path follows the
+//! inode, not the name. So the parent of each watched directory is watched
+//! too (for the directory's name), every call of [`Watcher::watch_files`]
+//! re-checks that each watched directory is still the inode it watched,
+//! and the caller calls it again after every event and at every resync.
+//!
 //! Events only say "look again": the caller waits for a quiet moment
 //! ([`Watcher::settle`]), then re-reads everything and compares.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -40,7 +48,14 @@ pub struct Watcher {
     signal: Arc<Notify>,
     /// File names whose events count, shared with the event handler.
     names: Arc<Mutex<HashSet<OsString>>>,
-    dirs: HashSet<PathBuf>,
+    /// Watched directories and the inode each was when its watch was added.
+    dirs: HashMap<PathBuf, Option<(u64, u64)>>,
+}
+
+/// The (device, inode) of a directory, to tell a re-created one.
+fn identity(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl Watcher {
@@ -68,13 +83,15 @@ impl Watcher {
             inner,
             signal,
             names,
-            dirs: HashSet::new(),
+            dirs: HashMap::new(),
         })
     }
 
     /// Makes the watched set exactly the directories of `files` (and of
-    /// what they resolve to). Idempotent; a directory that cannot be watched
-    /// (does not exist yet) is logged and tried again at the next call.
+    /// what they resolve to), plus the parent of each, which sees the
+    /// directory deleted and created again. Idempotent; a directory that
+    /// cannot be watched (does not exist yet) is logged and tried again at
+    /// the next call, and one that was re-created is watched afresh.
     pub fn watch_files(&mut self, files: &[PathBuf]) {
         let mut dirs = HashSet::new();
         let mut names = HashSet::new();
@@ -85,25 +102,38 @@ impl Watcher {
                 .flatten()
             {
                 if let (Some(dir), Some(name)) = (parent(&path), path.file_name()) {
+                    if let (Some(up), Some(dir_name)) = (parent(&dir), dir.file_name()) {
+                        if up != dir {
+                            dirs.insert(up);
+                            names.insert(dir_name.to_owned());
+                        }
+                    }
                     dirs.insert(dir);
                     names.insert(name.to_owned());
                 }
             }
         }
         *self.names.lock().unwrap_or_else(|e| e.into_inner()) = names;
-        for gone in self.dirs.difference(&dirs).cloned().collect::<Vec<_>>() {
+        let stale: Vec<PathBuf> = self
+            .dirs
+            .iter()
+            .filter(|(dir, id)| !dirs.contains(*dir) || identity(dir) != **id)
+            .map(|(dir, _)| dir.clone())
+            .collect();
+        for gone in stale {
             // Fails when the kernel already dropped it (directory removed).
             let _ = self.inner.unwatch(&gone);
             self.dirs.remove(&gone);
         }
         for dir in dirs {
-            if self.dirs.contains(&dir) {
+            if self.dirs.contains_key(&dir) {
                 continue;
             }
+            let id = identity(&dir);
             match self.inner.watch(&dir, RecursiveMode::NonRecursive) {
                 Ok(()) => {
                     debug!(dir = %dir.display(), "watching {}", dir.display());
-                    self.dirs.insert(dir);
+                    self.dirs.insert(dir, id);
                 }
                 Err(e) => {
                     warn!(dir = %dir.display(), error = %e,
@@ -116,7 +146,7 @@ impl Watcher {
 
     #[cfg(test)]
     pub fn watched_dirs(&self) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = self.dirs.iter().cloned().collect();
+        let mut dirs: Vec<PathBuf> = self.dirs.keys().cloned().collect();
         dirs.sort();
         dirs
     }

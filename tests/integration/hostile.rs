@@ -35,7 +35,6 @@ fn accepted() -> Vec<(String, String)> {
         ("quote", "it's"),
         ("pct", "%s %n %x {0} ${HOME} $(id) `id`"),
         ("ctl", "tab\there bell\u{7} esc\u{1b}[31m"),
-        ("cr", "mid\rdle"),
         ("spaces", "   "),
         ("nfkc", "\u{212b}\u{fb01}\u{2168}"),
         ("long", &"p".repeat(1000)),
@@ -79,6 +78,18 @@ fn rejected() -> Vec<(Vec<u8>, &'static str)> {
         (b":pw".to_vec(), "empty user name"),
         (b"nopw:".to_vec(), "empty password"),
         (b"no colon at all".to_vec(), "found no ':'"),
+        (
+            b"cr:mid\rdle".to_vec(),
+            "carriage return (CR) inside the line",
+        ),
+        (
+            "zero\u{200b}width:pw".as_bytes().to_vec(),
+            "formatting character U+200B",
+        ),
+        (
+            "bidi\u{202e}override:pw".as_bytes().to_vec(),
+            "formatting character U+202E",
+        ),
     ];
     // 61, 63 and 64 bytes: the database name (`<name>_db`) would not fit.
     for len in [61, 63] {
@@ -281,7 +292,8 @@ fn hostile_names_and_passwords_are_provisioned_exactly_or_rejected() {
         let constant_shape = [
             "SELECT ",
             "WITH ",
-            "BEGIN; SET LOCAL log_statement = 'none';",
+            "BEGIN; SET LOCAL track_activities = off; SET LOCAL log_statement = 'none';",
+            "BEGIN; SET LOCAL lock_timeout = ",
             "SET ",
             "SHOW ",
         ]

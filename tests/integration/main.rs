@@ -13,4 +13,5 @@ mod run;
 mod secrecy;
 mod support;
 mod tls;
+mod trust;
 mod versions;

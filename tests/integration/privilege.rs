@@ -190,7 +190,8 @@ fn old_servers_without_template_setup_fail_clearly() {
 
 /// A tenant role that exists already and that the admin did not create: on
 /// 15 and older CREATEROLE manages it; on 16 and newer the admin needs ADMIN
-/// OPTION on it, and without it the run fails with the server's reason.
+/// OPTION on it, and without it the tenant is refused before anything (no
+/// verifier) is sent.
 #[test]
 fn existing_role_created_by_someone_else() {
     let server = server_with_admin(true);
@@ -207,8 +208,9 @@ fn existing_role_created_by_someone_else() {
     out.assert_code(1);
     assert_has(
         &out.stderr,
-        r#"tenant "gamma" failed: failed to alter role "gamma": permission denied to alter role (SQLSTATE 42501)"#,
+        r#"refusing to manage role "gamma": the admin role "tenant_admin" may not alter role "gamma" (nothing was sent)"#,
     );
+    assert!(!server.log().contains("SCRAM-SHA-256$"));
     // The documented remedy: a superuser grants ADMIN OPTION once.
     server.query(&format!("GRANT gamma TO {ADMIN} WITH ADMIN OPTION"));
     as_admin(&server, &users, &["apply"]).assert_code(0);

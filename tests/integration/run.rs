@@ -560,3 +560,8 @@ fn wait_exits_zero_when_up_and_one_on_timeout() {
     };
     assert_eq!(status.code(), Some(0), "{}", waiting.log());
 }
+
+// Trust, part two, in the long-running mode (issue 13): a child module, so
+// that it uses the sidecar helpers above.
+#[path = "trust_run.rs"]
+mod trust_run;
