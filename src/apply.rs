@@ -57,21 +57,21 @@ pub async fn apply(
     for tenant in &desired.tenants {
         let role = &tenant.role;
         if let Some(conflict) = plan.conflicts.iter().find(|c| &c.tenant == role) {
-            error!(role = %role, "refusing to manage role {}: {}", quote_ident(role), conflict.reason);
+            error!(tenant = %role, reason = conflict.reason.as_str(), "refusing to manage role {}: {}", quote_ident(role), conflict.message);
             outcomes.push(TenantOutcome {
                 tenant: role.clone(),
-                outcome: Outcome::Refused(conflict.reason.clone()),
+                outcome: Outcome::Refused(conflict.message.clone()),
             });
             continue;
         }
         let mut outcome = Outcome::Unchanged;
         'changes: for change in plan.changes_for(role) {
             for step in &change.steps {
-                if let Err(e) = run_step(client, settings, server, step, &verifiers).await {
+                if let Err(e) = run_step(client, settings, server, role, step, &verifiers).await {
                     if e.is_connection_lost() {
                         return Err(e);
                     }
-                    error!(role = %role, error = %e, "tenant {} failed: {e}", quote_ident(role));
+                    error!(tenant = %role, error = %e, "tenant {} failed: {e}", quote_ident(role));
                     outcome = Outcome::Failed(e.to_string());
                     break 'changes;
                 }
@@ -155,6 +155,7 @@ async fn run_step(
     client: &Client,
     settings: &ConnSettings,
     server: &ServerInfo,
+    tenant: &str,
     step: &Step,
     verifiers: &HashMap<String, String>,
 ) -> Result<(), DbError> {
@@ -163,7 +164,7 @@ async fn run_step(
         Step::CreateRole { role } => {
             let stmt = sql::create_role(role, verifier(role));
             execute(client, server, &stmt, "create role", role).await?;
-            info!(role = %role, action = "create_role", "created role {}", quote_ident(role));
+            info!(tenant = %tenant, role = %role, action = "create_role", "created role {}", quote_ident(role));
         }
         Step::AlterRole {
             role,
@@ -174,30 +175,30 @@ async fn run_step(
             let stmt = sql::alter_role(role, *login, v);
             execute(client, server, &stmt, "alter role", role).await?;
             if *login {
-                info!(role = %role, action = "enable_login", "enabled login for role {}", quote_ident(role));
+                info!(tenant = %tenant, role = %role, action = "enable_login", "enabled login for role {}", quote_ident(role));
             }
             if let Some(reason) = password {
                 let why = match reason {
-                    PasswordReason::Differs => "",
+                    PasswordReason::New | PasswordReason::Differs => "",
                     PasswordReason::Missing => " (none was set)",
                     PasswordReason::Upgrade => " (md5 upgraded to scram-sha-256)",
                     PasswordReason::Unknown => " (stored secrets are not readable)",
                 };
-                info!(role = %role, action = "update_password", "updated password of role {}{why}", quote_ident(role));
+                info!(tenant = %tenant, role = %role, action = "update_password", "updated password of role {}{why}", quote_ident(role));
             }
         }
         Step::CreateDatabase { database, owner } => {
             ensure_can_set_role(client, server, owner).await?;
             let stmt = sql::create_database(database, owner);
             execute(client, server, &stmt, "create database", database).await?;
-            info!(database = %database, owner = %owner, action = "create_database",
+            info!(tenant = %tenant, database = %database, owner = %owner, action = "create_database",
                 "created database {} owned by {}", quote_ident(database), quote_ident(owner));
         }
         Step::AlterDatabaseOwner { database, owner } => {
             ensure_can_set_role(client, server, owner).await?;
             let stmt = sql::alter_database_owner(database, owner);
             execute(client, server, &stmt, "change owner of database", database).await?;
-            info!(database = %database, owner = %owner, action = "alter_database_owner",
+            info!(tenant = %tenant, database = %database, owner = %owner, action = "alter_database_owner",
                 "changed owner of database {} to {}", quote_ident(database), quote_ident(owner));
         }
         Step::RevokeDatabase {
@@ -222,7 +223,7 @@ async fn run_step(
             } else {
                 revoke_as_owner(client, server, database, &stmt).await?;
             }
-            info!(database = %database, action = "revoke_public",
+            info!(tenant = %tenant, database = %database, action = "revoke_public",
                 "revoked {} on database {} from PUBLIC", privileges.join(", "), quote_ident(database));
         }
         Step::PublicSchema {
@@ -242,7 +243,7 @@ async fn run_step(
                 )
                 .await
                 .map_err(|e| schema_hint(server, e))?;
-                info!(database = %database, owner = %owner, action = "alter_schema_owner",
+                info!(tenant = %tenant, database = %database, owner = %owner, action = "alter_schema_owner",
                     "made {} owner of schema public in database {}", quote_ident(owner), quote_ident(database));
             }
             if *revoke_create {
@@ -255,7 +256,7 @@ async fn run_step(
                     database,
                 )
                 .await?;
-                info!(database = %database, action = "revoke_schema_create",
+                info!(tenant = %tenant, database = %database, action = "revoke_schema_create",
                     "revoked CREATE on schema public in database {} from PUBLIC", quote_ident(database));
             }
         }
@@ -297,7 +298,7 @@ async fn ensure_can_set_role(
             .batch_execute(grant.text())
             .await
             .map_err(|e| DbError::query(what(), e))?;
-        info!(role = %role, action = "grant_membership",
+        info!(tenant = %role, role = %role, action = "grant_membership",
             "granted role {} to the admin {}, which a non-superuser admin needs to give it a database",
             quote_ident(role), quote_ident(&server.admin));
     }

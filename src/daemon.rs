@@ -483,7 +483,7 @@ impl Daemon<'_> {
             warn!("{w}");
         }
         for w in &parsed.warnings {
-            warn!(file = %w.origin.file.display(), line = w.origin.line, "{w}");
+            w.log();
         }
         let tenants = parsed.desired.tenants.len();
         if credentials && self.desired.is_some() {

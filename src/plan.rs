@@ -27,16 +27,85 @@ pub enum Action {
 }
 
 /// Why a password is (re)set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PasswordReason {
+    /// The role is created: it gets its first password.
+    New,
     /// The stored secret does not match the desired password.
     Differs,
     /// The role has no password.
     Missing,
     /// An md5 secret on a server that asks for SCRAM: replaced once.
+    #[serde(rename = "md5_upgrade")]
     Upgrade,
     /// The admin cannot read stored secrets, so it sets the password always.
     Unknown,
+}
+
+/// An attribute of an object that a change sets. The JSON names are part of
+/// the plan's contract (`docs/schema/plan.schema.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attribute {
+    /// The role may log in.
+    Login,
+    /// The role's password (its value never appears: `from`/`to` are null).
+    Password,
+    /// The database's owner.
+    Owner,
+    /// PUBLIC holds CONNECT on the database.
+    PublicConnect,
+    /// PUBLIC holds TEMPORARY on the database.
+    PublicTemporary,
+    /// The owner of schema `public` in the database (14 and older).
+    PublicSchemaOwner,
+    /// PUBLIC holds CREATE on schema `public` in the database (14 and older).
+    PublicSchemaCreate,
+}
+
+/// A value before or after a change: `null` in JSON where the object does not
+/// exist yet or where the value is a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Value {
+    Bool(bool),
+    Text(String),
+}
+
+/// One attribute set by a change: `from` what the catalog holds `to` what the
+/// input asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttributeChange {
+    pub attribute: Attribute,
+    pub from: Option<Value>,
+    pub to: Option<Value>,
+    /// Why a password is set; null for every other attribute.
+    pub reason: Option<PasswordReason>,
+}
+
+impl AttributeChange {
+    fn new(attribute: Attribute, from: Option<Value>, to: Value) -> Self {
+        AttributeChange {
+            attribute,
+            from,
+            to: Some(to),
+            reason: None,
+        }
+    }
+
+    fn password(reason: PasswordReason) -> Self {
+        AttributeChange {
+            attribute: Attribute::Password,
+            from: None,
+            to: None,
+            reason: Some(reason),
+        }
+    }
+}
+
+fn text(s: &str) -> Option<Value> {
+    Some(Value::Text(s.to_owned()))
 }
 
 /// One operation on the server. The apply step turns each into SQL.
@@ -74,21 +143,44 @@ pub enum Step {
 /// One changed object, as people and scripts read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
+    /// The tenant's role, which every change belongs to.
+    pub tenant: String,
     pub object: Object,
     pub name: String,
     pub action: Action,
-    pub details: Vec<String>,
-    /// The tenant's role, which every change belongs to.
-    pub tenant: String,
+    /// What the change sets, in the order the text output lists it.
+    pub attributes: Vec<AttributeChange>,
     #[serde(skip)]
     pub steps: Vec<Step>,
+}
+
+/// Why pgtenant refuses a tenant, as a stable code for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictReason {
+    /// An existing role with SUPERUSER, REPLICATION or BYPASSRLS.
+    PrivilegedRole,
+}
+
+impl ConflictReason {
+    /// The JSON value, also used as a log field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictReason::PrivilegedRole => "privileged_role",
+        }
+    }
 }
 
 /// A tenant that pgtenant refuses to manage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Conflict {
     pub tenant: String,
-    pub reason: String,
+    /// The object that stands in the way.
+    pub object: Object,
+    pub name: String,
+    pub reason: ConflictReason,
+    /// One line for people.
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -123,11 +215,8 @@ pub fn plan(
     assert_eq!(desired.tenants.len(), passwords.len());
     let mut plan = Plan::default();
     for (tenant, check) in desired.tenants.iter().zip(passwords) {
-        if let Some(reason) = refusal(tenant, observed) {
-            plan.conflicts.push(Conflict {
-                tenant: tenant.role.clone(),
-                reason,
-            });
+        if let Some(conflict) = refusal(tenant, observed) {
+            plan.conflicts.push(conflict);
             continue;
         }
         plan_role(tenant, observed, *check, &mut plan.changes);
@@ -139,7 +228,7 @@ pub fn plan(
 /// An existing role with powers beyond a tenant's is never taken over by a
 /// line in a users file: that would hand a superuser's password to whoever
 /// can edit the Secret.
-fn refusal(tenant: &Tenant, observed: &Observed) -> Option<String> {
+pub fn refusal(tenant: &Tenant, observed: &Observed) -> Option<Conflict> {
     let role = observed.roles.get(&tenant.role)?;
     let mut powers = Vec::new();
     if role.superuser {
@@ -154,22 +243,31 @@ fn refusal(tenant: &Tenant, observed: &Observed) -> Option<String> {
     if powers.is_empty() {
         return None;
     }
-    Some(format!(
-        "role {} exists with {}; pgtenant manages only ordinary login roles",
-        quote_ident(&tenant.role),
-        powers.join(", ")
-    ))
+    Some(Conflict {
+        tenant: tenant.role.clone(),
+        object: Object::Role,
+        name: tenant.role.clone(),
+        reason: ConflictReason::PrivilegedRole,
+        message: format!(
+            "role {} exists with {}; pgtenant manages only ordinary login roles",
+            quote_ident(&tenant.role),
+            powers.join(", ")
+        ),
+    })
 }
 
 fn plan_role(tenant: &Tenant, observed: &Observed, check: PasswordCheck, out: &mut Vec<Change>) {
     let role = &tenant.role;
     let Some(existing) = observed.roles.get(role) else {
         out.push(Change {
+            tenant: role.clone(),
             object: Object::Role,
             name: role.clone(),
             action: Action::Create,
-            details: vec!["login".into(), "password".into()],
-            tenant: role.clone(),
+            attributes: vec![
+                AttributeChange::new(Attribute::Login, None, Value::Bool(true)),
+                AttributeChange::password(PasswordReason::New),
+            ],
             steps: vec![Step::CreateRole { role: role.clone() }],
         });
         return;
@@ -185,27 +283,23 @@ fn plan_role(tenant: &Tenant, observed: &Observed, check: PasswordCheck, out: &m
     if !login && password.is_none() {
         return;
     }
-    let mut details = Vec::new();
+    let mut attributes = Vec::new();
     if login {
-        details.push("login".to_owned());
+        attributes.push(AttributeChange::new(
+            Attribute::Login,
+            Some(Value::Bool(false)),
+            Value::Bool(true),
+        ));
     }
     if let Some(reason) = password {
-        details.push(
-            match reason {
-                PasswordReason::Differs => "password",
-                PasswordReason::Missing => "password (none set)",
-                PasswordReason::Upgrade => "password (md5 to scram-sha-256)",
-                PasswordReason::Unknown => "password (cannot read stored secrets)",
-            }
-            .to_owned(),
-        );
+        attributes.push(AttributeChange::password(reason));
     }
     out.push(Change {
+        tenant: role.clone(),
         object: Object::Role,
         name: role.clone(),
         action: Action::Update,
-        details,
-        tenant: role.clone(),
+        attributes,
         steps: vec![Step::AlterRole {
             role: role.clone(),
             login,
@@ -218,24 +312,43 @@ fn plan_database(tenant: &Tenant, observed: &Observed, options: Options, out: &m
     let role = &tenant.role;
     let database = &tenant.database;
     let schema_fix = observed.server.needs_public_schema_fix();
-    let owner_detail = || format!("owner {}", quote_ident(role));
-
     let Some(existing) = observed.databases.get(database) else {
-        let mut details = vec![owner_detail()];
+        let mut attributes = vec![AttributeChange::new(
+            Attribute::Owner,
+            None,
+            Value::Text(role.clone()),
+        )];
         let mut steps = vec![Step::CreateDatabase {
             database: database.clone(),
             owner: role.clone(),
         }];
         if options.isolation {
-            details.push("revoke CONNECT, TEMPORARY from PUBLIC".to_owned());
+            attributes.push(AttributeChange::new(
+                Attribute::PublicConnect,
+                None,
+                Value::Bool(false),
+            ));
+            attributes.push(AttributeChange::new(
+                Attribute::PublicTemporary,
+                None,
+                Value::Bool(false),
+            ));
             steps.push(Step::RevokeDatabase {
                 database: database.clone(),
                 connect: true,
                 temporary: true,
             });
             if schema_fix {
-                details.push(format!("schema public owner {}", quote_ident(role)));
-                details.push("revoke CREATE on schema public from PUBLIC".to_owned());
+                attributes.push(AttributeChange::new(
+                    Attribute::PublicSchemaOwner,
+                    None,
+                    Value::Text(role.clone()),
+                ));
+                attributes.push(AttributeChange::new(
+                    Attribute::PublicSchemaCreate,
+                    None,
+                    Value::Bool(false),
+                ));
                 steps.push(Step::PublicSchema {
                     database: database.clone(),
                     owner: Some(role.clone()),
@@ -244,23 +357,23 @@ fn plan_database(tenant: &Tenant, observed: &Observed, options: Options, out: &m
             }
         }
         out.push(Change {
+            tenant: role.clone(),
             object: Object::Database,
             name: database.clone(),
             action: Action::Create,
-            details,
-            tenant: role.clone(),
+            attributes,
             steps,
         });
         return;
     };
 
-    let mut details = Vec::new();
+    let mut attributes = Vec::new();
     let mut steps = Vec::new();
     if existing.owner != *role {
-        details.push(format!(
-            "owner {} (was {})",
-            quote_ident(role),
-            quote_ident(&existing.owner)
+        attributes.push(AttributeChange::new(
+            Attribute::Owner,
+            text(&existing.owner),
+            Value::Text(role.clone()),
         ));
         steps.push(Step::AlterDatabaseOwner {
             database: database.clone(),
@@ -268,15 +381,15 @@ fn plan_database(tenant: &Tenant, observed: &Observed, options: Options, out: &m
         });
     }
     if options.isolation {
-        isolate_existing(existing, role, schema_fix, &mut details, &mut steps);
+        isolate_existing(existing, role, schema_fix, &mut attributes, &mut steps);
     }
     if !steps.is_empty() {
         out.push(Change {
+            tenant: role.clone(),
             object: Object::Database,
             name: database.clone(),
             action: Action::Update,
-            details,
-            tenant: role.clone(),
+            attributes,
             steps,
         });
     }
@@ -286,18 +399,22 @@ fn isolate_existing(
     db: &ObservedDatabase,
     role: &str,
     schema_fix: bool,
-    details: &mut Vec<String>,
+    attributes: &mut Vec<AttributeChange>,
     steps: &mut Vec<Step>,
 ) {
     if db.public_connect || db.public_temporary {
-        let privileges: Vec<&str> = [
-            (db.public_connect, "CONNECT"),
-            (db.public_temporary, "TEMPORARY"),
-        ]
-        .into_iter()
-        .filter_map(|(has, name)| has.then_some(name))
-        .collect();
-        details.push(format!("revoke {} from PUBLIC", privileges.join(", ")));
+        for (has, attribute) in [
+            (db.public_connect, Attribute::PublicConnect),
+            (db.public_temporary, Attribute::PublicTemporary),
+        ] {
+            if has {
+                attributes.push(AttributeChange::new(
+                    attribute,
+                    Some(Value::Bool(true)),
+                    Value::Bool(false),
+                ));
+            }
+        }
         steps.push(Step::RevokeDatabase {
             database: db.name.clone(),
             connect: db.public_connect,
@@ -312,14 +429,18 @@ fn isolate_existing(
     };
     let owner = (schema.owner != role).then(|| role.to_owned());
     if let Some(owner) = &owner {
-        details.push(format!(
-            "schema public owner {} (was {})",
-            quote_ident(owner),
-            quote_ident(&schema.owner)
+        attributes.push(AttributeChange::new(
+            Attribute::PublicSchemaOwner,
+            text(&schema.owner),
+            Value::Text(owner.clone()),
         ));
     }
     if schema.public_create {
-        details.push("revoke CREATE on schema public from PUBLIC".to_owned());
+        attributes.push(AttributeChange::new(
+            Attribute::PublicSchemaCreate,
+            Some(Value::Bool(true)),
+            Value::Bool(false),
+        ));
     }
     if owner.is_some() || schema.public_create {
         steps.push(Step::PublicSchema {
@@ -332,9 +453,9 @@ fn isolate_existing(
 
 /// Whether a tenant's database denies other tenants, as `status` reports it.
 pub fn is_isolated(db: &ObservedDatabase, role: &str, schema_fix: bool) -> bool {
-    let mut details = Vec::new();
+    let mut attributes = Vec::new();
     let mut steps = Vec::new();
-    isolate_existing(db, role, schema_fix, &mut details, &mut steps);
+    isolate_existing(db, role, schema_fix, &mut attributes, &mut steps);
     steps.is_empty()
 }
 
@@ -574,7 +695,8 @@ mod tests {
             ISOLATED,
         );
         assert_eq!(p.conflicts.len(), 1);
-        assert!(p.conflicts[0].reason.contains("SUPERUSER"));
+        assert!(p.conflicts[0].message.contains("SUPERUSER"));
+        assert_eq!(p.conflicts[0].reason, ConflictReason::PrivilegedRole);
         assert!(p.changes.iter().all(|c| c.tenant == "ok"));
     }
 
@@ -587,7 +709,15 @@ mod tests {
             &[PasswordCheck::Missing],
             ISOLATED,
         );
-        insta::assert_snapshot!(crate::render::plan_json(&p));
+        insta::assert_snapshot!(crate::render::plan_json(&p, 1));
+    }
+
+    fn plan_schema() -> &'static jsonschema::Validator {
+        static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+        SCHEMA.get_or_init(|| {
+            let text = include_str!("../docs/schema/plan.schema.json");
+            jsonschema::draft202012::new(&serde_json::from_str(text).unwrap()).unwrap()
+        })
     }
 
     /// Carries out a plan on a model of the catalog, as the server would.
@@ -715,6 +845,12 @@ mod tests {
             let mut o = observed(major * 10000, roles, dbs);
             let options = Options { isolation };
             let first = plan(&d, &o, &checks, options);
+            // Whatever the plan, its JSON is what the published schema says.
+            let json: serde_json::Value =
+                serde_json::from_str(&crate::render::plan_json(&first, d.tenants.len())).unwrap();
+            let errors: Vec<String> =
+                plan_schema().iter_errors(&json).map(|e| e.to_string()).collect();
+            proptest::prop_assert!(errors.is_empty(), "{:?}\n{}", errors, json);
             simulate(&mut o, &first);
             // Every password that was set now matches.
             let after = vec![PasswordCheck::InSync; d.tenants.len()];

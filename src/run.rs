@@ -47,7 +47,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 pub fn load_input(settings: &Settings) -> Result<Desired, Error> {
     let parsed = users_file::load(&settings.users_file, &settings.conn.user)?;
     for w in &parsed.warnings {
-        warn!(file = %w.origin.file.display(), line = w.origin.line, "{w}");
+        w.log();
     }
     Ok(parsed.desired)
 }
@@ -70,7 +70,7 @@ async fn dispatch(settings: &Settings, desired: &Desired) -> Result<i32, Error> 
             let (plan, _) = reconcile::plan(&settings.conn, desired, settings.options).await?;
             let text = match output {
                 Format::Text => render::plan_text(&plan, desired.tenants.len()),
-                Format::Json => render::plan_json(&plan),
+                Format::Json => render::plan_json(&plan, desired.tenants.len()),
             };
             print(&text);
             if !plan.conflicts.is_empty() {
@@ -89,7 +89,7 @@ async fn dispatch(settings: &Settings, desired: &Desired) -> Result<i32, Error> 
             let (client, server) = reconcile::open(&settings.conn).await?;
             let (observed, checks) =
                 reconcile::observe(&client, &settings.conn, server, desired, None).await?;
-            let rows = status::rows(desired, &observed, &checks);
+            let rows = status::rows(desired, &observed, &checks, settings.options);
             print(&match output {
                 Format::Text => render::status_text(&rows),
                 Format::Json => render::status_json(&rows),

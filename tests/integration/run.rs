@@ -174,6 +174,9 @@ impl Drop for Sidecar {
         }
         if std::thread::panicking() {
             eprintln!("--- pgtenant log ---\n{}", self.log());
+        } else {
+            // A JSON log (--log-format json) must match docs/schema/log.schema.json.
+            crate::support::schema::check_log(&self.log());
         }
     }
 }

@@ -81,7 +81,9 @@ pub fn run_env(server: &PgServer, users: &Path, args: &[&str], extra: &[(&str, &
         cmd.env(k, v);
     }
     cmd.args(args);
-    Run::from(cmd.output().expect("run pgtenant"))
+    let run = Run::from(cmd.output().expect("run pgtenant"));
+    super::schema::check_run(args, extra, &run.stdout, &run.stderr);
+    run
 }
 
 /// Runs with exactly the given environment (no admin credentials added).
@@ -91,5 +93,7 @@ pub fn run_raw(args: &[&str], env: &[(&str, &str)]) -> Run {
         cmd.env(k, v);
     }
     cmd.args(args);
-    Run::from(cmd.output().expect("run pgtenant"))
+    let run = Run::from(cmd.output().expect("run pgtenant"));
+    super::schema::check_run(args, env, &run.stdout, &run.stderr);
+    run
 }
