@@ -120,8 +120,9 @@ fn json_contracts_cover_every_state() {
         ("dolibarr", "changed owner of database"),
     ] {
         assert!(
-            events.iter().any(|e| e["tenant"] == tenant
-                && e["message"].as_str().unwrap().contains(needle)),
+            events
+                .iter()
+                .any(|e| e["tenant"] == tenant && e["message"].as_str().unwrap().contains(needle)),
             "no {needle:?} event with tenant {tenant:?} in\n{}",
             out.stderr
         );

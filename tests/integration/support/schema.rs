@@ -9,7 +9,10 @@ use std::sync::OnceLock;
 use jsonschema::Validator;
 
 fn load(name: &str) -> Validator {
-    let path = format!("{}/docs/schema/{name}.schema.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/docs/schema/{name}.schema.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let schema: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
     jsonschema::draft202012::new(&schema).unwrap_or_else(|e| panic!("{path}: {e}"))
