@@ -28,6 +28,7 @@ pub mod parallel;
 pub mod password;
 pub mod pgpass;
 pub mod plan;
+pub mod process_metrics;
 pub mod reconcile;
 pub mod render;
 pub mod run;

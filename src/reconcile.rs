@@ -145,6 +145,8 @@ pub async fn plan(
 pub struct Report {
     pub outcomes: Vec<TenantOutcome>,
     pub elapsed: Duration,
+    /// Objects created or altered, counting only tenants that succeeded.
+    pub changes: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -237,8 +239,19 @@ pub async fn apply(
     .await?;
     let plan = plan::plan(desired, &observed, &checks, options);
     let outcomes = apply::apply(&client, settings, &server, desired, &plan, cache).await?;
+    let changed: HashSet<&str> = outcomes
+        .iter()
+        .filter(|o| matches!(o.outcome, Outcome::Created | Outcome::Updated))
+        .map(|o| o.tenant.as_str())
+        .collect();
+    let changes = plan
+        .changes
+        .iter()
+        .filter(|c| changed.contains(c.tenant.as_str()))
+        .count();
     Ok(Report {
         outcomes,
         elapsed: started.elapsed(),
+        changes,
     })
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::catalog::Observed;
 use crate::desired::Desired;
 use crate::password::PasswordCheck;
-use crate::plan::{self, Options};
+use crate::plan::{self, Attribute, Change, Options, PasswordReason};
 
 /// Whether an object exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -31,6 +31,9 @@ pub enum TenantState {
     Missing,
     /// pgtenant refuses to manage it (see `reason`).
     Refused,
+    /// Everything else is in sync, but the admin cannot read stored
+    /// passwords (not a superuser), so whether the password is cannot be told.
+    Unknown,
 }
 
 impl TenantState {
@@ -41,6 +44,7 @@ impl TenantState {
             TenantState::Drifted => "drifted",
             TenantState::Missing => "missing",
             TenantState::Refused => "refused",
+            TenantState::Unknown => "unknown",
         }
     }
 }
@@ -135,10 +139,15 @@ pub fn rows(
                 TenantState::Refused
             } else if role.is_none() && db.is_none() {
                 TenantState::Missing
-            } else if plan.changes_for(&t.role).next().is_some() {
-                TenantState::Drifted
             } else {
-                TenantState::InSync
+                let mut changes = plan.changes_for(&t.role).peekable();
+                if changes.peek().is_none() {
+                    TenantState::InSync
+                } else if changes.all(only_unreadable_password) {
+                    TenantState::Unknown
+                } else {
+                    TenantState::Drifted
+                }
             };
             Row {
                 tenant: t.role.clone(),
@@ -171,6 +180,14 @@ pub fn rows(
         .collect()
 }
 
+/// A change that only sets a password because stored ones cannot be read.
+fn only_unreadable_password(change: &Change) -> bool {
+    change
+        .attributes
+        .iter()
+        .all(|a| a.attribute == Attribute::Password && a.reason == Some(PasswordReason::Unknown))
+}
+
 /// Counts of tenants by state, as `status -o json` reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
@@ -179,6 +196,7 @@ pub struct Counts {
     pub drifted: usize,
     pub missing: usize,
     pub refused: usize,
+    pub unknown: usize,
 }
 
 pub fn counts(rows: &[Row]) -> Counts {
@@ -192,6 +210,7 @@ pub fn counts(rows: &[Row]) -> Counts {
             TenantState::Drifted => c.drifted += 1,
             TenantState::Missing => c.missing += 1,
             TenantState::Refused => c.refused += 1,
+            TenantState::Unknown => c.unknown += 1,
         }
     }
     c

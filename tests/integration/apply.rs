@@ -85,7 +85,9 @@ fn article_example_provisions_both_tenants() {
             "\"keycloak\"",
             "in",
             "sync",
-            "yes"
+            "yes",
+            "in",
+            "sync"
         ]
     );
 }
