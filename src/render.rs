@@ -6,9 +6,11 @@
 
 use serde::Serialize;
 
-use crate::plan::{Action, Attribute, AttributeChange, Change, PasswordReason, Plan, Value};
-use crate::sql::quote_ident;
-use crate::status::{counts, Counts, Presence, Row};
+use crate::reconcile::plan::{
+    Action, Attribute, AttributeChange, Change, PasswordReason, Plan, Value,
+};
+use crate::reconcile::status::{counts, Counts, Presence, Row};
+use crate::server::sql::quote_ident;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -141,7 +143,7 @@ struct PlanJson<'a> {
     in_sync: bool,
     summary: PlanSummary,
     changes: &'a [Change],
-    conflicts: &'a [crate::plan::Conflict],
+    conflicts: &'a [crate::reconcile::plan::Conflict],
 }
 
 pub fn plan_json(plan: &Plan, tenants: usize) -> String {

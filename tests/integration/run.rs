@@ -239,8 +239,8 @@ fn promtool(args: &[&str], input: &str) -> (i32, String) {
         .write_all(input.as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -798,7 +798,8 @@ fn health_ready_and_metrics_endpoints() {
     assert_eq!(code, 0, "{out}\n{om}");
     let samples = classic.lines().filter(|l| !l.starts_with('#')).count();
     assert!(
-        out.lines().any(|l| l.split_whitespace().nth(4) == Some(&samples.to_string())),
+        out.lines()
+            .any(|l| l.split_whitespace().nth(4) == Some(&samples.to_string())),
         "promtool read another number of samples than the classic format has ({samples}):\n{out}"
     );
 

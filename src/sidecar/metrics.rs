@@ -2,10 +2,10 @@
 //! result, reconcile duration, the time of the last success, tenants by
 //! state, whether the input is valid and whether the server is up, drift
 //! corrections, the resync interval, the build, and the standard `process_*`
-//! metrics (see [`crate::process_metrics`]).
+//! metrics (see [`crate::sidecar::process_metrics`]).
 //!
 //! This module owns the metric names and their registry; the loop in
-//! [`crate::daemon`] records into them and [`crate::health`] serves them.
+//! [`crate::sidecar::daemon`] records into them and [`crate::sidecar::health`] serves them.
 //! Metrics are atomics inside the `prometheus-client` types, so recording
 //! takes no lock and encoding reads a consistent-enough snapshot.
 //!
@@ -80,7 +80,7 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut root = Registry::default();
-        root.register_collector(Box::new(crate::process_metrics::ProcessCollector));
+        root.register_collector(Box::new(crate::sidecar::process_metrics::ProcessCollector));
         let registry = root.sub_registry_with_prefix("pgtenant");
         let build_info = Family::<[(&'static str, &'static str); 2], Gauge>::default();
         registry.register(
@@ -257,7 +257,9 @@ pub fn to_classic_text(openmetrics: &str) -> String {
                 .is_some_and(|next| *next == format!("# TYPE {name} counter"));
             if is_counter {
                 let help = &rest[name.len()..];
-                out.push_str(&format!("# HELP {name}_total{help}\n# TYPE {name}_total counter\n"));
+                out.push_str(&format!(
+                    "# HELP {name}_total{help}\n# TYPE {name}_total counter\n"
+                ));
                 i += 1;
                 continue;
             }
@@ -351,7 +353,10 @@ mod tests {
         ] {
             assert!(classic.contains(line), "missing {line:?} in\n{classic}");
         }
-        assert!(!classic.contains("# EOF") && !classic.contains("# UNIT"), "{classic}");
+        assert!(
+            !classic.contains("# EOF") && !classic.contains("# UNIT"),
+            "{classic}"
+        );
         assert!(!classic.contains("# TYPE pgtenant_reconciles counter"));
     }
 }

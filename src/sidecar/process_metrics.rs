@@ -87,7 +87,7 @@ pub fn sample() -> Option<Sample> {
         };
         // SAFETY: see above.
         let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
-        (ok && lim.rlim_cur != libc::RLIM_INFINITY).then(|| lim.rlim_cur as i64)
+        (ok && lim.rlim_cur != libc::RLIM_INFINITY).then_some(lim.rlim_cur as i64)
     };
     Some(Sample {
         cpu_seconds: (stat.utime + stat.stime) as f64 / ticks,

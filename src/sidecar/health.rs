@@ -474,7 +474,10 @@ mod tests {
             (503, "input invalid: line 2\n")
         );
         let r = route(&get("/metrics"), &ready);
-        assert_eq!((r.status, r.content_type, r.body.as_str()), (200, PROMETHEUS_TEXT, ""));
+        assert_eq!(
+            (r.status, r.content_type, r.body.as_str()),
+            (200, PROMETHEUS_TEXT, "")
+        );
         let mut om = get("/metrics");
         om.wants_openmetrics = true;
         let r = route(&om, &ready);

@@ -6,10 +6,10 @@
 
 use serde::Serialize;
 
-use crate::catalog::Observed;
-use crate::desired::Desired;
-use crate::password::PasswordCheck;
-use crate::plan::{self, Attribute, Change, Options, PasswordReason};
+use crate::input::desired::Desired;
+use crate::reconcile::password::PasswordCheck;
+use crate::reconcile::plan::{self, Attribute, Change, Options, PasswordReason};
+use crate::server::catalog::Observed;
 
 /// Whether an object exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
