@@ -2,6 +2,7 @@
 //! touches the server.
 
 pub mod conninfo;
+pub mod connstring;
 pub mod desired;
 pub mod env;
 pub(crate) mod pgpass;

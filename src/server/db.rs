@@ -6,7 +6,7 @@ use std::future::Future;
 use tokio::task::JoinSet;
 use tokio_postgres::Client;
 
-use crate::input::conninfo::ConnSettings;
+use crate::input::conninfo::{ConnSettings, Host};
 pub use crate::server::error::describe;
 
 /// The key of the session-level advisory lock that serializes pgtenant runs
@@ -75,6 +75,10 @@ fn connect_error(settings: &ConnSettings, dbname: &str, e: tokio_postgres::Error
         // go away by waiting.
         None => !crate::server::tls::is_tls_error(&e),
     };
+    let message = match connect_hint(settings, sqlstate.as_deref(), &message) {
+        Some(hint) => format!("{message}; {hint}"),
+        None => message,
+    };
     let endpoint = if dbname == settings.dbname {
         settings.endpoint()
     } else {
@@ -86,6 +90,57 @@ fn connect_error(settings: &ConnSettings, dbname: &str, e: tokio_postgres::Error
         transient,
         sqlstate,
     }
+}
+
+/// psql's hints, for the failures people meet first: where the password
+/// came from (never the value), what to set when there was none, and whether
+/// the server is listening at all.
+fn connect_hint(settings: &ConnSettings, sqlstate: Option<&str>, message: &str) -> Option<String> {
+    let password_problem = match sqlstate {
+        // invalid_password; invalid_authorization_specification covers
+        // "password authentication failed" on some paths too.
+        Some("28P01") => true,
+        Some("28000") => message.contains("password"),
+        // The driver's own error when the server asks for a password and
+        // none was configured.
+        None => message.contains("password missing"),
+        _ => false,
+    };
+    if password_problem {
+        return Some(match &settings.password_source {
+            Some(source) => format!("the password came from {source}"),
+            None => "no password was given: set PGPASSWORD, PGPASSFILE or \
+                     POSTGRES_PASSWORD[_FILE], or add it to ~/.pgpass"
+                .to_owned(),
+        });
+    }
+    if sqlstate == Some("3D000") {
+        return Some(
+            "pgtenant connects to the maintenance database named by --dbname or \
+             PGDATABASE (default postgres)"
+                .to_owned(),
+        );
+    }
+    if sqlstate.is_none() && message.starts_with("connection refused") {
+        return Some(match settings.host {
+            Host::Tcp(_) => {
+                "is the server running on that host and accepting TCP/IP connections?".to_owned()
+            }
+            Host::Socket(_) => {
+                "is the server running locally and accepting connections on that socket?"
+                    .to_owned()
+            }
+        });
+    }
+    if sqlstate.is_none() && message.starts_with("no such file or directory") {
+        if let Host::Socket(_) = settings.host {
+            return Some(
+                "is the server running locally and accepting connections on that socket?"
+                    .to_owned(),
+            );
+        }
+    }
+    None
 }
 
 /// Opens a session to `dbname` (the maintenance database when `None`) and
