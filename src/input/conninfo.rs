@@ -26,6 +26,7 @@ use std::time::Duration;
 use crate::input::connstring::{self, ConnString, ConnStringError};
 use crate::input::env::Env;
 use crate::input::pgpass::{self, Lookup, PgpassError};
+pub use crate::input::secret::Password;
 use crate::input::secret_file::{self, SecretFileError, Source};
 
 /// libpq's default port.
@@ -120,27 +121,6 @@ impl Host {
     }
 }
 
-/// A password. Its `Debug` never shows it, so settings can be logged; the
-/// value is only reachable through [`Password::expose`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    pub fn new(value: impl Into<String>) -> Self {
-        Password(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(***)")
-    }
-}
-
 /// Connection values given on the command line only; the environment is
 /// looked at by [`resolve`].
 #[derive(Clone, Debug, Default)]
@@ -151,8 +131,9 @@ pub struct ConnFlags {
     pub dbname: Option<String>,
 }
 
-/// The resolved, validated admin connection settings.
-#[derive(Clone, Debug)]
+/// The resolved, validated admin connection settings. Compared with `==`
+/// (password included) to tell whether a re-read changed them.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnSettings {
     pub host: Host,
     pub port: u16,
@@ -255,17 +236,38 @@ pub fn resolve(flags: &ConnFlags, env: &Env) -> Result<ConnSettings, ConnError> 
         _ => (ConnString::default(), "", false),
     };
     let string = (cs_origin, cs_first);
-    let host = match pick(cs.host.as_deref(), string, &flags.host, "--host", env, "PGHOST")? {
+    let host = match pick(
+        cs.host.as_deref(),
+        string,
+        &flags.host,
+        "--host",
+        env,
+        "PGHOST",
+    )? {
         Some((value, origin)) => parse_host(value, origin)?,
         None => Host::Tcp(DEFAULT_HOST.to_owned()),
     };
 
-    let port = match pick(cs.port.as_deref(), string, &flags.port, "--port", env, "PGPORT")? {
+    let port = match pick(
+        cs.port.as_deref(),
+        string,
+        &flags.port,
+        "--port",
+        env,
+        "PGPORT",
+    )? {
         Some((value, origin)) => parse_port(value, origin)?,
         None => DEFAULT_PORT,
     };
 
-    let user = match pick(cs.user.as_deref(), string, &flags.user, "--username", env, "PGUSER")? {
+    let user = match pick(
+        cs.user.as_deref(),
+        string,
+        &flags.user,
+        "--username",
+        env,
+        "PGUSER",
+    )? {
         Some((value, _)) => value.to_owned(),
         None => match secret_file::file_env(env, "POSTGRES_USER")? {
             Some((value, source)) => {
@@ -336,11 +338,15 @@ pub fn resolve(flags: &ConnFlags, env: &Env) -> Result<ConnSettings, ConnError> 
                 .parse::<SslMode>()
                 .map_err(|_| invalid("sslmode", value))?,
         ),
-        (None, Some(value)) => Some(value.parse::<SslMode>().map_err(|_| {
-            ConnError::InvalidSslMode {
-                value: value.to_owned(),
-            }
-        })?),
+        (None, Some(value)) => {
+            Some(
+                value
+                    .parse::<SslMode>()
+                    .map_err(|_| ConnError::InvalidSslMode {
+                        value: value.to_owned(),
+                    })?,
+            )
+        }
         (None, None) => None,
     };
     let mut sslrootcert = match &cs.sslrootcert {
@@ -422,14 +428,16 @@ fn resolve_password(
 
     let passfile = match passfile_in_string {
         Some((path, origin)) => Some((PathBuf::from(path), format!("passfile={path} in {origin}"))),
-        None => var(env, "PGPASSFILE")?.map(|path| (PathBuf::from(path), format!("PGPASSFILE={path}"))),
+        None => {
+            var(env, "PGPASSFILE")?.map(|path| (PathBuf::from(path), format!("PGPASSFILE={path}")))
+        }
     };
     if let Some((path, source)) = &passfile {
         // Named explicitly, so a file that exists but cannot be read is an
         // error (libpq would skip it silently and fail authentication later).
         let lookup = pgpass::lookup(path, &host, port, dbname, user)?;
         if let Some(password) = from_pgpass(lookup, path, watched_files, warnings) {
-            return Ok(Some((Password::new(password), source.clone())));
+            return Ok(Some((password, source.clone())));
         }
     }
 
@@ -449,7 +457,7 @@ fn resolve_password(
     let path = Path::new(home).join(".pgpass");
     match pgpass::lookup(&path, &host, port, dbname, user) {
         Ok(lookup) => Ok(from_pgpass(lookup, &path, watched_files, warnings)
-            .map(|password| (Password::new(password), path.display().to_string()))),
+            .map(|password| (password, path.display().to_string()))),
         // Nobody asked for this file: a run that may not need a password at
         // all must not fail because of it, so warn like libpq would ignore.
         Err(e) => {
@@ -464,7 +472,7 @@ fn from_pgpass(
     path: &Path,
     watched_files: &mut Vec<PathBuf>,
     warnings: &mut Vec<String>,
-) -> Option<String> {
+) -> Option<Password> {
     match lookup {
         Lookup::Found(password) => {
             watched_files.push(path.to_owned());
@@ -659,7 +667,6 @@ impl ConnSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     fn env(pairs: &[(&str, &str)]) -> Env {
         Env::from_pairs(pairs.iter().map(|(k, v)| (*k, *v)))
@@ -678,17 +685,7 @@ mod tests {
     }
 
     fn file_with(content: &[u8], mode: u32) -> tempfile::NamedTempFile {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(content).unwrap();
-        f.flush().unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(mode)).unwrap();
-        }
-        #[cfg(not(unix))]
-        let _ = mode;
-        f
+        crate::testutil::temp_file(content, mode)
     }
 
     fn path_str(f: &tempfile::NamedTempFile) -> &str {
@@ -700,13 +697,7 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let path = home.path().join(".pgpass");
         std::fs::write(&path, content).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
-        #[cfg(not(unix))]
-        let _ = mode;
+        crate::testutil::chmod(&path, mode);
         home
     }
 
@@ -945,13 +936,22 @@ mod tests {
     #[test]
     fn connection_strings_in_dbname_are_expanded() {
         let flags = ConnFlags {
-            dbname: Some("host=db.example port=6432 dbname=maint user=admin sslmode=require".into()),
+            dbname: Some(
+                "host=db.example port=6432 dbname=maint user=admin sslmode=require".into(),
+            ),
             host: Some("ignored-because-the-string-says".into()),
             ..ConnFlags::default()
         };
-        let s = resolve(&flags, &env(&[("PGUSER", "env_user"), ("PGPASSWORD", "pw")])).unwrap();
+        let s = resolve(
+            &flags,
+            &env(&[("PGUSER", "env_user"), ("PGPASSWORD", "pw")]),
+        )
+        .unwrap();
         assert_eq!(s.host, Host::Tcp("db.example".into()));
-        assert_eq!((s.port, s.user.as_str(), s.dbname.as_str()), (6432, "admin", "maint"));
+        assert_eq!(
+            (s.port, s.user.as_str(), s.dbname.as_str()),
+            (6432, "admin", "maint")
+        );
         assert_eq!(s.sslmode, SslMode::Require);
         assert_eq!(s.password_source.as_deref(), Some("PGPASSWORD"));
 
@@ -961,11 +961,18 @@ mod tests {
             port: Some("7000".into()),
             ..ConnFlags::default()
         };
-        let s = resolve(&flags, &env(&[("PGDATABASE", "envdb"), ("PGPASSWORD", "other")])).unwrap();
+        let s = resolve(
+            &flags,
+            &env(&[("PGDATABASE", "envdb"), ("PGPASSWORD", "other")]),
+        )
+        .unwrap();
         assert_eq!((s.host.clone(), s.port), (Host::Tcp("db".into()), 7000));
         assert_eq!(s.dbname, "envdb");
         assert_eq!(s.password.as_ref().unwrap().expose(), "hunter2");
-        assert_eq!(s.password_source.as_deref(), Some("the --dbname connection string"));
+        assert_eq!(
+            s.password_source.as_deref(),
+            Some("the --dbname connection string")
+        );
         assert!(!format!("{s:?}").contains("hunter2"));
 
         // PGDATABASE as a string ranks after the flags.
@@ -973,9 +980,19 @@ mod tests {
             host: Some("flag-host".into()),
             ..ConnFlags::default()
         };
-        let s = resolve(&flags, &env(&[("PGDATABASE", "postgres://u@env-host:6000/d"), ("PGHOST", "x")])).unwrap();
+        let s = resolve(
+            &flags,
+            &env(&[
+                ("PGDATABASE", "postgres://u@env-host:6000/d"),
+                ("PGHOST", "x"),
+            ]),
+        )
+        .unwrap();
         assert_eq!(s.host, Host::Tcp("flag-host".into()));
-        assert_eq!((s.port, s.user.as_str(), s.dbname.as_str()), (6000, "u", "d"));
+        assert_eq!(
+            (s.port, s.user.as_str(), s.dbname.as_str()),
+            (6000, "u", "d")
+        );
     }
 
     #[test]
@@ -990,14 +1007,23 @@ mod tests {
             "invalid connection string in --dbname: connection option \"sslcert\" is not supported by pgtenant"
         );
         let msg = err(&[("PGDATABASE", "host=db password='hunter2")]);
-        assert_eq!(msg, "invalid connection string in PGDATABASE: unterminated quoted string");
+        assert_eq!(
+            msg,
+            "invalid connection string in PGDATABASE: unterminated quoted string"
+        );
         let msg = err(&[("PGDATABASE", "host=db,db2 password=hunter2")]);
-        assert!(msg.starts_with("the PGDATABASE connection string names several hosts"), "{msg}");
+        assert!(
+            msg.starts_with("the PGDATABASE connection string names several hosts"),
+            "{msg}"
+        );
         assert!(!msg.contains("hunter2"));
         let msg = err(&[("PGDATABASE", "port=http")]);
         assert_eq!(msg, "invalid port \"http\" in the PGDATABASE connection string: expected a number from 1 to 65535");
         let msg = err(&[("PGDATABASE", "sslmode=maybe")]);
-        assert_eq!(msg, "invalid sslmode \"maybe\" in the PGDATABASE connection string");
+        assert_eq!(
+            msg,
+            "invalid sslmode \"maybe\" in the PGDATABASE connection string"
+        );
     }
 
     // ---- password ----

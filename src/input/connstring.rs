@@ -358,7 +358,10 @@ mod tests {
         assert_eq!(c.connect_timeout.as_deref(), Some("5"));
 
         let c = parse("postgres://[::1]:5433").unwrap();
-        assert_eq!((c.host.as_deref(), c.port.as_deref()), (Some("::1"), Some("5433")));
+        assert_eq!(
+            (c.host.as_deref(), c.port.as_deref()),
+            (Some("::1"), Some("5433"))
+        );
         let c = parse("postgresql://%2Fvar%2Frun%2Fpostgresql/app").unwrap();
         assert_eq!(c.host.as_deref(), Some("/var/run/postgresql"));
         let c = parse("postgresql:///app?host=/tmp&ssl=true").unwrap();

@@ -8,6 +8,7 @@ use tokio_postgres::Client;
 
 use crate::input::conninfo::{ConnSettings, Host};
 pub use crate::server::error::describe;
+use crate::server::error::ErrorKind;
 
 /// The key of the session-level advisory lock that serializes pgtenant runs
 /// against one server: the bytes of "pgtenant".
@@ -22,14 +23,14 @@ pub enum DbError {
     Connect {
         endpoint: String,
         message: String,
-        /// Retryable by a waiting loop: refused, starting up, shutting down.
-        transient: bool,
+        kind: ErrorKind,
         sqlstate: Option<String>,
     },
     #[error("failed to {operation}: {message}")]
     Query {
         operation: String,
         message: String,
+        kind: ErrorKind,
         sqlstate: Option<String>,
     },
     #[error("{0}")]
@@ -43,6 +44,7 @@ impl DbError {
         DbError::Query {
             operation: operation.into(),
             message: describe(&e),
+            kind: ErrorKind::of(&e),
             sqlstate: e.code().map(|c| c.code().to_owned()),
         }
     }
@@ -52,12 +54,7 @@ impl DbError {
     pub fn is_connection_lost(&self) -> bool {
         match self {
             DbError::Connect { .. } => true,
-            DbError::Query {
-                sqlstate, message, ..
-            } => match sqlstate.as_deref() {
-                Some(s) => s.starts_with("08") || s == "57P01" || s == "57P02" || s == "57P03",
-                None => message.contains("connection closed") || message.contains("closed"),
-            },
+            DbError::Query { kind, .. } => kind.is_connection_lost(),
             _ => false,
         }
     }
@@ -66,16 +63,8 @@ impl DbError {
 fn connect_error(settings: &ConnSettings, dbname: &str, e: tokio_postgres::Error) -> DbError {
     let sqlstate = e.code().map(|c| c.code().to_owned());
     let message = describe(&e);
-    let transient = match sqlstate.as_deref() {
-        // cannot_connect_now (starting up, shutting down, recovery), admin
-        // shutdown, crash shutdown, too many connections.
-        Some("57P03" | "57P01" | "57P02" | "53300") => true,
-        Some(_) => false,
-        // A rejected certificate or a missing root certificate file does not
-        // go away by waiting.
-        None => !crate::server::tls::is_tls_error(&e),
-    };
-    let message = match connect_hint(settings, sqlstate.as_deref(), &message) {
+    let kind = ErrorKind::of(&e);
+    let message = match connect_hint(settings, kind, &e) {
         Some(hint) => format!("{message}; {hint}"),
         None => message,
     };
@@ -87,60 +76,62 @@ fn connect_error(settings: &ConnSettings, dbname: &str, e: tokio_postgres::Error
     DbError::Connect {
         endpoint,
         message,
-        transient,
+        kind,
         sqlstate,
     }
 }
 
 /// psql's hints, for the failures people meet first: where the password
 /// came from (never the value), what to set when there was none, and whether
-/// the server is listening at all.
-fn connect_hint(settings: &ConnSettings, sqlstate: Option<&str>, message: &str) -> Option<String> {
-    let password_problem = match sqlstate {
-        // invalid_password; invalid_authorization_specification covers
-        // "password authentication failed" on some paths too.
-        Some("28P01") => true,
-        Some("28000") => message.contains("password"),
-        // The driver's own error when the server asks for a password and
-        // none was configured.
-        None => message.contains("password missing"),
-        _ => false,
-    };
-    if password_problem {
-        return Some(match &settings.password_source {
-            Some(source) => format!("the password came from {source}"),
-            None => "no password was given: set PGPASSWORD, PGPASSFILE or \
-                     POSTGRES_PASSWORD[_FILE], or add it to ~/.pgpass"
-                .to_owned(),
-        });
-    }
-    if sqlstate == Some("3D000") {
-        return Some(
+/// the server is listening at all. Decided from the error's kind and its
+/// socket error, never from message text.
+fn connect_hint(
+    settings: &ConnSettings,
+    kind: ErrorKind,
+    e: &tokio_postgres::Error,
+) -> Option<String> {
+    let no_password = "no password was given: set PGPASSWORD, PGPASSFILE or \
+                       POSTGRES_PASSWORD[_FILE], or add it to ~/.pgpass";
+    match kind {
+        // The server refused the password: say whose it was.
+        ErrorKind::Authentication
+            if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD) =>
+        {
+            Some(match &settings.password_source {
+                Some(source) => format!("the password came from {source}"),
+                None => no_password.to_owned(),
+            })
+        }
+        ErrorKind::MissingDatabase => Some(
             "pgtenant connects to the maintenance database named by --dbname or \
              PGDATABASE (default postgres)"
                 .to_owned(),
-        );
-    }
-    if sqlstate.is_none() && message.starts_with("connection refused") {
-        return Some(match settings.host {
-            Host::Tcp(_) => {
-                "is the server running on that host and accepting TCP/IP connections?".to_owned()
-            }
-            Host::Socket(_) => {
-                "is the server running locally and accepting connections on that socket?"
-                    .to_owned()
-            }
-        });
-    }
-    if sqlstate.is_none() && message.starts_with("no such file or directory") {
-        if let Host::Socket(_) = settings.host {
-            return Some(
-                "is the server running locally and accepting connections on that socket?"
-                    .to_owned(),
-            );
+        ),
+        // The driver refuses to log in without a password when the server
+        // asks for one ("password missing", a configuration error).
+        ErrorKind::Other if e.code().is_none() && settings.password.is_none() => {
+            Some(no_password.to_owned())
         }
+        ErrorKind::Transient => {
+            let io = crate::server::error::io_error(e)?.kind();
+            let listening = matches!(
+                io,
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+            );
+            match (&settings.host, listening) {
+                (Host::Tcp(_), true) => Some(
+                    "is the server running on that host and accepting TCP/IP connections?"
+                        .to_owned(),
+                ),
+                (Host::Socket(_), true) => Some(
+                    "is the server running locally and accepting connections on that socket?"
+                        .to_owned(),
+                ),
+                _ => None,
+            }
+        }
+        _ => None,
     }
-    None
 }
 
 /// Opens a session to `dbname` (the maintenance database when `None`) and

@@ -33,10 +33,7 @@ fn dbname_accepts_conninfo_and_uri() {
     out.assert_code(0);
     assert!(out.stdout.contains("+ role \"app\""), "{}", out.stdout);
     // URI with the password in it, as PGDATABASE.
-    let encoded: String = password
-        .bytes()
-        .map(|b| format!("%{b:02X}"))
-        .collect();
+    let encoded: String = password.bytes().map(|b| format!("%{b:02X}")).collect();
     let uri = format!("postgresql://{user}:{encoded}@127.0.0.1:{port}/postgres?sslmode=disable");
     let out = run_raw(&["apply"], &[("DBUSERS", path), ("PGDATABASE", &uri)]);
     out.assert_code(0);
@@ -95,7 +92,12 @@ fn connection_errors_carry_psql_hints_and_the_password_source() {
 
     let out = run_raw(
         &["plan"],
-        &[("DBUSERS", path), ("PGHOST", "127.0.0.1"), ("PGPORT", "1"), ("PGPASSWORD", "x")],
+        &[
+            ("DBUSERS", path),
+            ("PGHOST", "127.0.0.1"),
+            ("PGPORT", "1"),
+            ("PGPASSWORD", "x"),
+        ],
     );
     out.assert_code(1);
     assert!(
@@ -112,12 +114,17 @@ fn usage_errors_look_like_clap() {
     let out = run_raw(&["-p", "abc", "plan"], &[]);
     out.assert_code(2);
     assert!(
-        out.stderr
-            .starts_with("error: invalid value 'abc' for '--port <PORT>': expected a number from 1 to 65535"),
+        out.stderr.starts_with(
+            "error: invalid value 'abc' for '--port <PORT>': expected a number from 1 to 65535"
+        ),
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("For more information, try '--help'."), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("For more information, try '--help'."),
+        "{}",
+        out.stderr
+    );
     // A bad connection string is an input error (exit 2) that does not echo it.
     let out = run_raw(&["-d", "host=db password='s3cret", "plan"], &[]);
     out.assert_code(2);
