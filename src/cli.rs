@@ -50,9 +50,8 @@ pub struct GlobalArgs {
     #[arg(long, short = 'U', global = true, value_name = "USER")]
     pub username: Option<String>,
 
-    /// Maintenance database to connect to, or a libpq connection string
-    /// (`host=db user=admin`, `postgresql://admin@db/postgres`) whose
-    /// settings come first [default: $PGDATABASE, postgres]
+    /// Maintenance database, or a libpq connection string (key=value or
+    /// postgresql:// URI) [default: $PGDATABASE, postgres]
     #[arg(long, short = 'd', global = true, value_name = "DBNAME")]
     pub dbname: Option<String>,
 

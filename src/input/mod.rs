@@ -57,13 +57,12 @@ pub enum Warning {
 }
 
 impl Warning {
-    /// Logs it; users-file warnings carry `file` and `line` fields.
+    /// Logs it; users-file warnings carry `file` and, unless they are
+    /// about the whole file, `line` fields.
     pub fn log(&self) {
         match self {
             Warning::Conn(w) => tracing::warn!("{w}"),
-            Warning::Users(w) => {
-                tracing::warn!(file = %w.origin.file.display(), line = w.origin.line, "{w}")
-            }
+            Warning::Users(w) => w.log(),
         }
     }
 }
