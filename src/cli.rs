@@ -43,14 +43,15 @@ pub struct GlobalArgs {
     pub host: Option<String>,
 
     /// Server port [default: $PGPORT, 5432]
-    #[arg(long, short = 'p', global = true, value_name = "PORT")]
+    #[arg(long, short = 'p', global = true, value_name = "PORT", value_parser = port_flag)]
     pub port: Option<String>,
 
     /// Admin user [default: $PGUSER, $POSTGRES_USER[_FILE], postgres]
     #[arg(long, short = 'U', global = true, value_name = "USER")]
     pub username: Option<String>,
 
-    /// Maintenance database to connect to [default: $PGDATABASE, postgres]
+    /// Maintenance database, or a libpq connection string (key=value or
+    /// postgresql:// URI) [default: $PGDATABASE, postgres]
     #[arg(long, short = 'd', global = true, value_name = "DBNAME")]
     pub dbname: Option<String>,
 
@@ -146,4 +147,15 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
         timeout: Option<Duration>,
     },
+}
+
+/// `--port`: a usage error at parse time, like any other bad flag value. An
+/// empty value is allowed (it counts as unset, as in libpq).
+fn port_flag(value: &str) -> Result<String, String> {
+    let number = value.trim().strip_prefix('+').unwrap_or(value.trim());
+    if value.is_empty() || number.parse::<u16>().is_ok_and(|p| p != 0) {
+        Ok(value.to_owned())
+    } else {
+        Err("expected a number from 1 to 65535".to_owned())
+    }
 }

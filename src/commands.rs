@@ -96,7 +96,7 @@ async fn dispatch(settings: &Settings, input: &Input) -> Result<i32, Error> {
             let (plan, _) = reconcile::plan(conn, desired, settings.options).await?;
             let text = match output {
                 Format::Text => render::plan_text(&plan, desired.tenants.len()),
-                Format::Json => render::plan_json(&plan),
+                Format::Json => render::plan_json(&plan, desired.tenants.len()),
             };
             print(&text);
             if !plan.conflicts.is_empty() {
@@ -115,7 +115,7 @@ async fn dispatch(settings: &Settings, input: &Input) -> Result<i32, Error> {
             let (client, server) = reconcile::open(conn).await?;
             let (observed, checks) =
                 reconcile::observe(&client, conn, server, desired, None).await?;
-            let rows = status::rows(desired, &observed, &checks.checks);
+            let rows = status::rows(desired, &observed, &checks.checks, settings.options);
             print(&match output {
                 Format::Text => render::status_text(&rows),
                 Format::Json => render::status_json(&rows),

@@ -1,11 +1,15 @@
 //! What `plan` and `status` print on stdout, as text for people or JSON for
-//! scripts. The JSON shapes are documented in the README and pinned by
-//! snapshot tests.
+//! scripts. The JSON documents are a versioned contract: described by
+//! `docs/schema/plan.schema.json` and `docs/schema/status.schema.json`,
+//! documented in `docs/reference.md`, pinned by snapshot tests, and every one
+//! the test suite prints is validated against its schema.
 
 use serde::Serialize;
 
-use crate::reconcile::plan::{Action, Change, Plan};
-use crate::reconcile::status::Row;
+use crate::reconcile::plan::{
+    Action, Attribute, AttributeChange, Change, PasswordReason, Plan, Value,
+};
+use crate::reconcile::status::{counts, Counts, Presence, Row};
 use crate::server::sql::quote_ident;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -14,6 +18,12 @@ pub enum Format {
     Json,
 }
 
+/// The version of the JSON documents `plan -o json` and `status -o json`
+/// print (their `format_version`), described by `docs/schema/*.schema.json`.
+/// It changes only when a field changes meaning or goes away; new fields and
+/// new enum values keep it.
+pub const FORMAT_VERSION: u32 = 1;
+
 /// `+ role "keycloak" (login, password)`, `~ role "dolibarr": password`.
 pub fn change_line(change: &Change) -> String {
     let object = serde_json::to_value(change.object)
@@ -21,11 +31,71 @@ pub fn change_line(change: &Change) -> String {
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
     let name = quote_ident(&change.name);
-    let details = change.details.join(", ");
+    let details = details(&change.attributes).join(", ");
     match change.action {
         Action::Create => format!("+ {object} {name} ({details})"),
         Action::Update => format!("~ {object} {name}: {details}"),
     }
+}
+
+/// The attributes of a change as people read them: `owner "a" (was "b")`,
+/// `revoke CONNECT, TEMPORARY from PUBLIC`.
+fn details(attributes: &[AttributeChange]) -> Vec<String> {
+    let shown = |v: &Option<Value>| match v {
+        Some(Value::Text(s)) => quote_ident(s),
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(Value::Int(i)) => i.to_string(),
+        None => "null".to_owned(),
+    };
+    let was = |a: &AttributeChange| match &a.from {
+        Some(_) => format!(" (was {})", shown(&a.from)),
+        None => String::new(),
+    };
+    let mut out = Vec::new();
+    let mut revoked: Vec<&str> = Vec::new();
+    for a in attributes {
+        if !matches!(
+            a.attribute,
+            Attribute::PublicConnect | Attribute::PublicTemporary
+        ) && !revoked.is_empty()
+        {
+            out.push(format!("revoke {} from PUBLIC", revoked.join(", ")));
+            revoked.clear();
+        }
+        match a.attribute {
+            Attribute::Login => out.push("login".to_owned()),
+            Attribute::Password => out.push(
+                match a.reason {
+                    Some(PasswordReason::Missing) => "password (none set)",
+                    Some(PasswordReason::Upgrade) => "password (md5 to scram-sha-256)",
+                    Some(PasswordReason::Unknown) => "password (cannot read stored secrets)",
+                    Some(PasswordReason::Excessive) => {
+                        "password (stored verifier has an excessive iteration count)"
+                    }
+                    Some(PasswordReason::New | PasswordReason::Differs) | None => "password",
+                }
+                .to_owned(),
+            ),
+            Attribute::ValidUntil => out.push("valid until infinity (expired)".to_owned()),
+            Attribute::ConnectionLimit => {
+                out.push(format!("connection limit {}{}", shown(&a.to), was(a)))
+            }
+            Attribute::AllowConnections => out.push("allow connections".to_owned()),
+            Attribute::Owner => out.push(format!("owner {}{}", shown(&a.to), was(a))),
+            Attribute::PublicConnect => revoked.push("CONNECT"),
+            Attribute::PublicTemporary => revoked.push("TEMPORARY"),
+            Attribute::PublicSchemaOwner => {
+                out.push(format!("schema public owner {}{}", shown(&a.to), was(a)))
+            }
+            Attribute::PublicSchemaCreate => {
+                out.push("revoke CREATE on schema public from PUBLIC".to_owned())
+            }
+        }
+    }
+    if !revoked.is_empty() {
+        out.push(format!("revoke {} from PUBLIC", revoked.join(", ")));
+    }
+    out
 }
 
 pub fn plan_text(plan: &Plan, tenants: usize) -> String {
@@ -35,7 +105,7 @@ pub fn plan_text(plan: &Plan, tenants: usize) -> String {
         out.push('\n');
     }
     for conflict in &plan.conflicts {
-        out.push_str(&format!("! {}\n", conflict.reason));
+        out.push_str(&format!("! {}\n", conflict.message));
     }
     if plan.changes.is_empty() {
         out.push_str(&format!(
@@ -43,31 +113,55 @@ pub fn plan_text(plan: &Plan, tenants: usize) -> String {
             if tenants == 1 { "" } else { "s" }
         ));
     } else {
-        let creates = plan
-            .changes
-            .iter()
-            .filter(|c| c.action == Action::Create)
-            .count();
-        let updates = plan.changes.len() - creates;
+        let s = plan_summary(plan, tenants);
         out.push_str(&format!(
-            "Plan: {creates} to create, {updates} to update.\n"
+            "Plan: {} to create, {} to update.\n",
+            s.create, s.update
         ));
     }
     out
 }
 
-#[derive(Serialize)]
-struct PlanJson<'a> {
-    changes: &'a [Change],
-    conflicts: &'a [crate::reconcile::plan::Conflict],
-    in_sync: bool,
+/// Counts of `plan -o json`: tenants in the input, changes by action,
+/// refused tenants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PlanSummary {
+    pub tenants: usize,
+    pub create: usize,
+    pub update: usize,
+    pub conflicts: usize,
 }
 
-pub fn plan_json(plan: &Plan) -> String {
+pub fn plan_summary(plan: &Plan, tenants: usize) -> PlanSummary {
+    let create = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Create)
+        .count();
+    PlanSummary {
+        tenants,
+        create,
+        update: plan.changes.len() - create,
+        conflicts: plan.conflicts.len(),
+    }
+}
+
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    format_version: u32,
+    in_sync: bool,
+    summary: PlanSummary,
+    changes: &'a [Change],
+    conflicts: &'a [crate::reconcile::plan::Conflict],
+}
+
+pub fn plan_json(plan: &Plan, tenants: usize) -> String {
     let doc = PlanJson {
+        format_version: FORMAT_VERSION,
+        in_sync: plan.is_empty(),
+        summary: plan_summary(plan, tenants),
         changes: &plan.changes,
         conflicts: &plan.conflicts,
-        in_sync: plan.is_empty(),
     };
     let mut s = serde_json::to_string_pretty(&doc).expect("plan serializes");
     s.push('\n');
@@ -75,31 +169,40 @@ pub fn plan_json(plan: &Plan) -> String {
 }
 
 pub fn status_text(rows: &[Row]) -> String {
-    let header = ["ROLE", "LOGIN", "DATABASE", "OWNER", "PASSWORD", "ISOLATED"];
-    let table: Vec<[String; 6]> = rows
-        .iter()
-        .map(|r| {
-            [
-                quote_ident(&r.role),
-                match (r.role_state.as_str(), r.login) {
-                    ("present", true) => "yes".to_owned(),
-                    ("present", false) => "no".to_owned(),
-                    _ => "missing".to_owned(),
-                },
-                if r.database_state == crate::reconcile::status::Presence::Present && r.connectable
-                {
-                    quote_ident(&r.database)
-                } else if r.database_state == crate::reconcile::status::Presence::Present {
-                    format!("{} (no connections)", quote_ident(&r.database))
+    let header = [
+        "ROLE", "LOGIN", "DATABASE", "OWNER", "PASSWORD", "ISOLATED", "STATE",
+    ];
+    let mut table: Vec<[String; 7]> = Vec::new();
+    for r in rows {
+        let login = match (r.role.state, r.role.login) {
+            (Presence::Present, Some(true)) => "yes",
+            (Presence::Present, _) => "no",
+            (Presence::Missing, _) => "missing",
+        };
+        let password = r.role.password.map_or("-", |p| p.as_text());
+        for db in &r.databases {
+            table.push([
+                quote_ident(&r.tenant),
+                login.to_owned(),
+                if db.state == Presence::Present && db.connectable == Some(false) {
+                    format!("{} (no connections)", quote_ident(&db.name))
+                } else if db.state == Presence::Present {
+                    quote_ident(&db.name)
                 } else {
-                    format!("{} (missing)", quote_ident(&r.database))
+                    format!("{} (missing)", quote_ident(&db.name))
                 },
-                r.owner.as_deref().map(quote_ident).unwrap_or("-".into()),
-                r.password.to_owned(),
-                if r.isolated { "yes" } else { "no" }.to_owned(),
-            ]
-        })
-        .collect();
+                db.owner.as_deref().map(quote_ident).unwrap_or("-".into()),
+                password.to_owned(),
+                match db.isolated {
+                    Some(true) => "yes",
+                    Some(false) => "no",
+                    None => "-",
+                }
+                .to_owned(),
+                r.state.as_text().to_owned(),
+            ]);
+        }
+    }
     let mut widths = header.map(str::len);
     for row in &table {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -128,9 +231,9 @@ pub fn status_text(rows: &[Row]) -> String {
     if rows.is_empty() {
         out.push_str("(no tenants in the input)\n");
     }
-    for row in rows {
-        if let Some(conflict) = &row.conflict {
-            out.push_str(&format!("! {conflict}\n"));
+    for r in rows {
+        if let Some(reason) = &r.reason {
+            out.push_str(&format!("! {reason}\n"));
         }
     }
     out
@@ -138,11 +241,18 @@ pub fn status_text(rows: &[Row]) -> String {
 
 #[derive(Serialize)]
 struct StatusJson<'a> {
+    format_version: u32,
+    summary: Counts,
     tenants: &'a [Row],
 }
 
 pub fn status_json(rows: &[Row]) -> String {
-    let mut s = serde_json::to_string_pretty(&StatusJson { tenants: rows }).expect("serializes");
+    let doc = StatusJson {
+        format_version: FORMAT_VERSION,
+        summary: counts(rows),
+        tenants: rows,
+    };
+    let mut s = serde_json::to_string_pretty(&doc).expect("serializes");
     s.push('\n');
     s
 }

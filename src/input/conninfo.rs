@@ -8,7 +8,12 @@
 //!
 //! Precedence for each setting: command-line flag, then the `PG*` variable,
 //! then the image's `POSTGRES_*` variable (user and password only), then a
-//! default. A source is only consulted when every source before it gave
+//! default. A database name (`-d`, `PGDATABASE`) that is a libpq connection
+//! string (`host=db user=admin`, `postgresql://admin@db/postgres`; see
+//! [`crate::input::connstring`]) is expanded as libpq does: given with `-d`,
+//! its settings come first and the other flags and variables fill in where
+//! it is silent; given as `PGDATABASE`, it ranks with the variables, after
+//! the flags. A source is only consulted when every source before it gave
 //! nothing, so a variable or file that a higher source makes irrelevant is
 //! never read and cannot fail the run. As libpq does for most of its variables, an empty
 //! value (flag or variable) counts as unset.
@@ -18,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::input::connstring::{self, ConnString, ConnStringError};
 use crate::input::env::Env;
 use crate::input::pgpass::{self, Lookup, PgpassError};
 pub use crate::input::secret::Password;
@@ -206,9 +212,18 @@ pub enum ConnError {
     AbstractSocket { origin: String, value: String },
     #[error("invalid port {value:?} in {origin}: expected a number from 1 to 65535")]
     InvalidPort { origin: String, value: String },
-    /// The value is left out on purpose: a URI may carry a password.
-    #[error("{origin} is a connection uri, which is not supported; give the host, port, user and database separately")]
-    ConnectionUri { origin: String },
+    /// The value is left out on purpose: a string may carry a password.
+    #[error("invalid connection string in {origin}: {source}")]
+    ConnString {
+        origin: String,
+        source: ConnStringError,
+    },
+    #[error("invalid {key} {value:?} in {origin}")]
+    InvalidSetting {
+        key: &'static str,
+        value: String,
+        origin: String,
+    },
     /// A `*_FILE` secret that is empty (or only newlines): almost surely a
     /// secret that was not populated, and no server accepts an empty user
     /// name or password.
@@ -233,17 +248,55 @@ pub fn resolve(flags: &ConnFlags, env: &Env) -> Result<ConnSettings, ConnError> 
     let mut watched_files = Vec::new();
     let mut warnings = Vec::new();
 
-    let host = match setting(&flags.host, "--host", env, "PGHOST")? {
+    // A connection string as the database name: -d first, else PGDATABASE.
+    let (cs, cs_origin, cs_first) = match setting(&flags.dbname, "--dbname", env, "PGDATABASE")? {
+        Some((value, origin)) if connstring::is_conn_string(value) => {
+            let cs = connstring::parse(value).map_err(|source| ConnError::ConnString {
+                origin: origin.to_owned(),
+                source,
+            })?;
+            let (label, first) = if origin == "--dbname" {
+                ("the --dbname connection string", true)
+            } else {
+                ("the PGDATABASE connection string", false)
+            };
+            (cs, label, first)
+        }
+        _ => (ConnString::default(), "", false),
+    };
+    let string = (cs_origin, cs_first);
+    let host = match pick(
+        cs.host.as_deref(),
+        string,
+        &flags.host,
+        "--host",
+        env,
+        "PGHOST",
+    )? {
         Some((value, origin)) => parse_host(value, origin)?,
         None => Host::Tcp(DEFAULT_HOST.to_owned()),
     };
 
-    let port = match setting(&flags.port, "--port", env, "PGPORT")? {
+    let port = match pick(
+        cs.port.as_deref(),
+        string,
+        &flags.port,
+        "--port",
+        env,
+        "PGPORT",
+    )? {
         Some((value, origin)) => parse_port(value, origin)?,
         None => DEFAULT_PORT,
     };
 
-    let user = match setting(&flags.user, "--username", env, "PGUSER")? {
+    let user = match pick(
+        cs.user.as_deref(),
+        string,
+        &flags.user,
+        "--username",
+        env,
+        "PGUSER",
+    )? {
         Some((value, _)) => value.to_owned(),
         None => match secret_file::file_env(env, "POSTGRES_USER")? {
             Some((value, source)) => {
@@ -254,54 +307,81 @@ pub fn resolve(flags: &ConnFlags, env: &Env) -> Result<ConnSettings, ConnError> 
         },
     };
 
-    let dbname = match setting(&flags.dbname, "--dbname", env, "PGDATABASE")? {
-        Some((value, origin)) => {
-            // libpq expands a URI given as the database name on the command
-            // line; we do not, and a URI taken as a database name would fail
-            // later with a confusing "database does not exist".
-            if value.starts_with("postgresql://") || value.starts_with("postgres://") {
-                return Err(ConnError::ConnectionUri {
-                    origin: origin.to_owned(),
-                });
-            }
-            value.to_owned()
+    let dbname = if cs_origin.is_empty() {
+        match setting(&flags.dbname, "--dbname", env, "PGDATABASE")? {
+            Some((value, _)) => value.to_owned(),
+            None => DEFAULT_DBNAME.to_owned(),
         }
-        None => DEFAULT_DBNAME.to_owned(),
+    } else {
+        match &cs.dbname {
+            Some(db) => db.clone(),
+            // A -d string without dbname: PGDATABASE, unless it is a string too.
+            None => match var(env, "PGDATABASE")? {
+                Some(db) if cs_first && !connstring::is_conn_string(db) => db.to_owned(),
+                _ => DEFAULT_DBNAME.to_owned(),
+            },
+        }
     };
 
-    let (password, password_source) = match resolve_password(
-        env,
-        &host,
-        port,
-        &dbname,
-        &user,
-        &mut watched_files,
-        &mut warnings,
-    )? {
-        Some((password, source)) => (Some(password), Some(source)),
-        None => (None, None),
+    let (password, password_source) = match &cs.password {
+        Some(p) => (Some(Password::new(p.clone())), Some(cs_origin.to_owned())),
+        None => match resolve_password(
+            env,
+            cs.passfile.as_deref().map(|f| (f, cs_origin)),
+            &host,
+            port,
+            &dbname,
+            &user,
+            &mut watched_files,
+            &mut warnings,
+        )? {
+            Some((password, source)) => (Some(password), Some(source)),
+            None => (None, None),
+        },
     };
 
-    let connect_timeout = match var(env, "PGCONNECT_TIMEOUT")? {
-        Some(value) => parse_connect_timeout(value)?,
-        None => Some(DEFAULT_CONNECT_TIMEOUT),
+    // Settings without flags: the string, then the variable.
+    let invalid = |key: &'static str, value: &str| ConnError::InvalidSetting {
+        key,
+        value: value.to_owned(),
+        origin: cs_origin.to_owned(),
+    };
+    let connect_timeout = match (&cs.connect_timeout, var(env, "PGCONNECT_TIMEOUT")?) {
+        (Some(value), _) => {
+            parse_connect_timeout(value).map_err(|_| invalid("connect_timeout", value))?
+        }
+        (None, Some(value)) => parse_connect_timeout(value)?,
+        (None, None) => Some(DEFAULT_CONNECT_TIMEOUT),
     };
 
-    let application_name = var(env, "PGAPPNAME")?
-        .unwrap_or(DEFAULT_APPLICATION_NAME)
-        .to_owned();
+    let application_name = match &cs.application_name {
+        Some(name) => name.clone(),
+        None => var(env, "PGAPPNAME")?
+            .unwrap_or(DEFAULT_APPLICATION_NAME)
+            .to_owned(),
+    };
 
-    let explicit_sslmode = match var(env, "PGSSLMODE")? {
-        Some(value) => Some(
+    let explicit_sslmode = match (&cs.sslmode, var(env, "PGSSLMODE")?) {
+        (Some(value), _) => Some(
             value
                 .parse::<SslMode>()
-                .map_err(|_| ConnError::InvalidSslMode {
-                    value: value.to_owned(),
-                })?,
+                .map_err(|_| invalid("sslmode", value))?,
         ),
-        None => None,
+        (None, Some(value)) => {
+            Some(
+                value
+                    .parse::<SslMode>()
+                    .map_err(|_| ConnError::InvalidSslMode {
+                        value: value.to_owned(),
+                    })?,
+            )
+        }
+        (None, None) => None,
     };
-    let mut sslrootcert = var(env, "PGSSLROOTCERT")?.map(PathBuf::from);
+    let mut sslrootcert = match &cs.sslrootcert {
+        Some(path) => Some(PathBuf::from(path)),
+        None => var(env, "PGSSLROOTCERT")?.map(PathBuf::from),
+    };
     let sslrootcert_explicit = sslrootcert.is_some();
     // libpq 16: with the system's roots only full verification makes sense
     // (any CA-signed certificate would otherwise do), so it becomes the
@@ -351,7 +431,8 @@ pub fn resolve(flags: &ConnFlags, env: &Env) -> Result<ConnSettings, ConnError> 
 /// The password and where it came from, trying in order:
 ///
 /// 1. `PGPASSWORD`;
-/// 2. the password file named by `PGPASSFILE`;
+/// 2. the password file named by a connection string's `passfile`, else
+///    by `PGPASSFILE`;
 /// 3. the image's `POSTGRES_PASSWORD` / `POSTGRES_PASSWORD_FILE`;
 /// 4. `~/.pgpass`, only when `PGPASSFILE` is unset (as in libpq, where
 ///    `PGPASSFILE` replaces the default location).
@@ -359,8 +440,10 @@ pub fn resolve(flags: &ConnFlags, env: &Env) -> Result<ConnSettings, ConnError> 
 /// Explicit settings beat the implicit default file: `~/.pgpass` is there
 /// whether or not anyone meant it for this connection (a developer's home, a
 /// base image), while every other source was set on purpose for this run.
+#[allow(clippy::too_many_arguments)]
 fn resolve_password(
     env: &Env,
+    passfile_in_string: Option<(&str, &str)>,
     host: &Host,
     port: u16,
     dbname: &str,
@@ -373,14 +456,18 @@ fn resolve_password(
     }
     let host = host.as_text();
 
-    let passfile = var(env, "PGPASSFILE")?.map(PathBuf::from);
-    if let Some(path) = &passfile {
+    let passfile = match passfile_in_string {
+        Some((path, origin)) => Some((PathBuf::from(path), format!("passfile={path} in {origin}"))),
+        None => {
+            var(env, "PGPASSFILE")?.map(|path| (PathBuf::from(path), format!("PGPASSFILE={path}")))
+        }
+    };
+    if let Some((path, source)) = &passfile {
         // Named explicitly, so a file that exists but cannot be read is an
         // error (libpq would skip it silently and fail authentication later).
         let lookup = pgpass::lookup(path, &host, port, dbname, user)?;
         if let Some(password) = from_pgpass(lookup, path, watched_files, warnings) {
-            let source = format!("PGPASSFILE={}", path.display());
-            return Ok(Some((password, source)));
+            return Ok(Some((password, source.clone())));
         }
     }
 
@@ -445,6 +532,29 @@ fn from_secret(
         watched_files.push(path.to_owned());
     }
     Ok(())
+}
+
+/// A setting that a connection string may also give: the string first when
+/// it came from `-d` (`first`), else after the flag; then the variable.
+fn pick<'v>(
+    from_string: Option<&'v str>,
+    (string_origin, first): (&'static str, bool),
+    flag: &'v Option<String>,
+    flag_name: &'static str,
+    env: &'v Env,
+    var_name: &'static str,
+) -> Result<Option<(&'v str, &'static str)>, ConnError> {
+    let in_string = from_string.map(|v| (v, string_origin));
+    if first && in_string.is_some() {
+        return Ok(in_string);
+    }
+    if let Some(value) = flag.as_deref().filter(|v| !v.is_empty()) {
+        return Ok(Some((value, flag_name)));
+    }
+    if in_string.is_some() {
+        return Ok(in_string);
+    }
+    Ok(var(env, var_name)?.map(|value| (value, var_name)))
 }
 
 /// The flag if given and non-empty, else the variable; with the name of
@@ -854,19 +964,96 @@ mod tests {
     }
 
     #[test]
-    fn connection_uri_is_refused_without_echoing_it() {
+    fn connection_strings_in_dbname_are_expanded() {
         let flags = ConnFlags {
-            dbname: Some("postgresql://admin:hunter2@db/postgres".into()),
+            dbname: Some(
+                "host=db.example port=6432 dbname=maint user=admin sslmode=require".into(),
+            ),
+            host: Some("ignored-because-the-string-says".into()),
+            ..ConnFlags::default()
+        };
+        let s = resolve(
+            &flags,
+            &env(&[("PGUSER", "env_user"), ("PGPASSWORD", "pw")]),
+        )
+        .unwrap();
+        assert_eq!(s.host, Host::Tcp("db.example".into()));
+        assert_eq!(
+            (s.port, s.user.as_str(), s.dbname.as_str()),
+            (6432, "admin", "maint")
+        );
+        assert_eq!(s.sslmode, SslMode::Require);
+        assert_eq!(s.password_source.as_deref(), Some("PGPASSWORD"));
+
+        // Where the string is silent, the flags and variables fill in.
+        let flags = ConnFlags {
+            dbname: Some("postgresql://admin:hunter2@db/".into()),
+            port: Some("7000".into()),
+            ..ConnFlags::default()
+        };
+        let s = resolve(
+            &flags,
+            &env(&[("PGDATABASE", "envdb"), ("PGPASSWORD", "other")]),
+        )
+        .unwrap();
+        assert_eq!((s.host.clone(), s.port), (Host::Tcp("db".into()), 7000));
+        assert_eq!(s.dbname, "envdb");
+        assert_eq!(s.password.as_ref().unwrap().expose(), "hunter2");
+        assert_eq!(
+            s.password_source.as_deref(),
+            Some("the --dbname connection string")
+        );
+        assert!(!format!("{s:?}").contains("hunter2"));
+
+        // PGDATABASE as a string ranks after the flags.
+        let flags = ConnFlags {
+            host: Some("flag-host".into()),
+            ..ConnFlags::default()
+        };
+        let s = resolve(
+            &flags,
+            &env(&[
+                ("PGDATABASE", "postgres://u@env-host:6000/d"),
+                ("PGHOST", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.host, Host::Tcp("flag-host".into()));
+        assert_eq!(
+            (s.port, s.user.as_str(), s.dbname.as_str()),
+            (6000, "u", "d")
+        );
+    }
+
+    #[test]
+    fn bad_connection_strings_are_refused_without_echoing_them() {
+        let flags = ConnFlags {
+            dbname: Some("postgresql://admin:hunter2@db/postgres?sslcert=/x".into()),
             ..ConnFlags::default()
         };
         let msg = resolve(&flags, &env(&[])).unwrap_err().to_string();
         assert_eq!(
             msg,
-            "--dbname is a connection uri, which is not supported; give the host, port, user and database separately"
+            "invalid connection string in --dbname: connection option \"sslcert\" is not supported by pgtenant"
+        );
+        let msg = err(&[("PGDATABASE", "host=db password='hunter2")]);
+        assert_eq!(
+            msg,
+            "invalid connection string in PGDATABASE: unterminated quoted string"
+        );
+        let msg = err(&[("PGDATABASE", "host=db,db2 password=hunter2")]);
+        assert!(
+            msg.starts_with("the PGDATABASE connection string names several hosts"),
+            "{msg}"
         );
         assert!(!msg.contains("hunter2"));
-        let msg = err(&[("PGDATABASE", "postgres://u:hunter2@h/d")]);
-        assert!(msg.starts_with("PGDATABASE is a connection uri"), "{msg}");
+        let msg = err(&[("PGDATABASE", "port=http")]);
+        assert_eq!(msg, "invalid port \"http\" in the PGDATABASE connection string: expected a number from 1 to 65535");
+        let msg = err(&[("PGDATABASE", "sslmode=maybe")]);
+        assert_eq!(
+            msg,
+            "invalid sslmode \"maybe\" in the PGDATABASE connection string"
+        );
     }
 
     // ---- password ----

@@ -12,6 +12,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub mod conninfo;
+pub mod connstring;
 pub mod desired;
 pub mod env;
 pub(crate) mod pgpass;
@@ -58,13 +59,12 @@ pub enum Warning {
 }
 
 impl Warning {
-    /// Logs it; users-file warnings carry `file` and `line` fields.
+    /// Logs it; users-file warnings carry `file` and, unless they are
+    /// about the whole file, `line` fields.
     pub fn log(&self) {
         match self {
             Warning::Conn(w) => tracing::warn!("{w}"),
-            Warning::Users(w) => {
-                tracing::warn!(file = %w.origin.file.display(), line = w.origin.line, "{w}")
-            }
+            Warning::Users(w) => w.log(),
         }
     }
 }

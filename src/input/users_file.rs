@@ -156,6 +156,19 @@ impl fmt::Display for Warning {
     }
 }
 
+impl Warning {
+    /// Logs the warning with its file, and its line unless it is about the
+    /// whole file (no placeholder line 0 in JSON logs).
+    pub fn log(&self) {
+        let file = self.origin.file.display();
+        if self.origin.line == 0 {
+            tracing::warn!(file = %file, "{self}");
+        } else {
+            tracing::warn!(file = %file, line = self.origin.line, "{self}");
+        }
+    }
+}
+
 /// The result of a successful parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed {

@@ -92,10 +92,10 @@ pub async fn apply(
     for tenant in &desired.tenants {
         let role = &tenant.role;
         if let Some(conflict) = plan.conflicts.iter().find(|c| &c.tenant == role) {
-            error!(role = %role, "refusing to manage role {}: {}", quote_ident(role), conflict.reason);
+            error!(tenant = %role, reason = conflict.reason.as_str(), "refusing to manage role {}: {}", quote_ident(role), conflict.message);
             outcomes.push(TenantOutcome {
                 tenant: role.clone(),
-                outcome: Outcome::Refused(conflict.reason.clone()),
+                outcome: Outcome::Refused(conflict.message.clone()),
                 failure: None,
             });
             continue;
@@ -104,11 +104,11 @@ pub async fn apply(
         let mut failure = None;
         'changes: for change in plan.changes_for(role) {
             for step in &change.steps {
-                if let Err(e) = run_step(client, settings, server, step, &verifiers).await {
+                if let Err(e) = run_step(client, settings, server, role, step, &verifiers).await {
                     if e.is_connection_lost() {
                         return Err(e);
                     }
-                    error!(role = %role, error = %e, "tenant {} failed: {e}", quote_ident(role));
+                    error!(tenant = %role, error = %e, "tenant {} failed: {e}", quote_ident(role));
                     outcome = Outcome::Failed(e.to_string());
                     failure = Some(FailureKind::of(&e));
                     break 'changes;
@@ -206,6 +206,7 @@ async fn run_step(
     client: &Client,
     settings: &ConnSettings,
     server: &ServerInfo,
+    tenant: &str,
     step: &Step,
     verifiers: &HashMap<String, String>,
 ) -> Result<(), DbError> {
@@ -217,7 +218,7 @@ async fn run_step(
             // where the admin can make one (superuser).
             let mark = sql::mark_role(role, TENANT_MARKER);
             execute_with(client, server, &stmt, Some(&mark), "create role", role).await?;
-            info!(role = %role, action = "create_role", "created role {}", quote_ident(role));
+            info!(tenant = %tenant, role = %role, action = "create_role", "created role {}", quote_ident(role));
         }
         Step::AlterRole {
             role,
@@ -235,19 +236,19 @@ async fn run_step(
             let stmt = sql::alter_role(role, fixes, v);
             execute(client, server, &stmt, "alter role", role).await?;
             if *login {
-                info!(role = %role, action = "enable_login", "enabled login for role {}", quote_ident(role));
+                info!(tenant = %tenant, role = %role, action = "enable_login", "enabled login for role {}", quote_ident(role));
             }
             if *valid_until {
-                info!(role = %role, action = "reset_valid_until",
+                info!(tenant = %tenant, role = %role, action = "reset_valid_until",
                     "role {} had expired: set VALID UNTIL 'infinity'", quote_ident(role));
             }
             if *connection_limit {
-                info!(role = %role, action = "reset_connection_limit",
+                info!(tenant = %tenant, role = %role, action = "reset_connection_limit",
                     "role {} had connection limit 0: set it to -1 (none)", quote_ident(role));
             }
             if let Some(reason) = password {
                 let why = match reason {
-                    PasswordReason::Differs => "",
+                    PasswordReason::New | PasswordReason::Differs => "",
                     PasswordReason::Missing => " (none was set)",
                     PasswordReason::Upgrade => " (md5 upgraded to scram-sha-256)",
                     PasswordReason::Unknown => " (stored secrets are not readable)",
@@ -255,21 +256,21 @@ async fn run_step(
                         " (the stored verifier had an excessive iteration count; not checked)"
                     }
                 };
-                info!(role = %role, action = "update_password", "updated password of role {}{why}", quote_ident(role));
+                info!(tenant = %tenant, role = %role, action = "update_password", "updated password of role {}{why}", quote_ident(role));
             }
         }
         Step::CreateDatabase { database, owner } => {
             ensure_can_set_role(client, server, owner).await?;
             let stmt = sql::create_database(database, owner);
             execute(client, server, &stmt, "create database", database).await?;
-            info!(database = %database, owner = %owner, action = "create_database",
+            info!(tenant = %tenant, database = %database, owner = %owner, action = "create_database",
                 "created database {} owned by {}", quote_ident(database), quote_ident(owner));
         }
         Step::AlterDatabaseOwner { database, owner } => {
             ensure_can_set_role(client, server, owner).await?;
             let stmt = sql::alter_database_owner(database, owner);
             execute(client, server, &stmt, "change owner of database", database).await?;
-            info!(database = %database, owner = %owner, action = "alter_database_owner",
+            info!(tenant = %tenant, database = %database, owner = %owner, action = "alter_database_owner",
                 "changed owner of database {} to {}", quote_ident(database), quote_ident(owner));
         }
         Step::RevokeDatabase {
@@ -301,7 +302,7 @@ async fn run_step(
                 )
                 .await?;
             }
-            info!(database = %database, action = "revoke_public",
+            info!(tenant = %tenant, database = %database, action = "revoke_public",
                 "revoked {} on database {} from PUBLIC", privileges.join(", "), quote_ident(database));
         }
         Step::AlterDatabaseConnections {
@@ -317,7 +318,7 @@ async fn run_step(
             } else {
                 as_owner(client, server, database, &stmt, what).await?;
             }
-            info!(database = %database, action = "allow_connections",
+            info!(tenant = %tenant, database = %database, action = "allow_connections",
                 "database {} accepts connections again", quote_ident(database));
         }
         Step::PublicSchema {
@@ -337,7 +338,7 @@ async fn run_step(
                 )
                 .await
                 .map_err(|e| schema_hint(server, e))?;
-                info!(database = %database, owner = %owner, action = "alter_schema_owner",
+                info!(tenant = %tenant, database = %database, owner = %owner, action = "alter_schema_owner",
                     "made {} owner of schema public in database {}", quote_ident(owner), quote_ident(database));
             }
             if *revoke_create {
@@ -350,7 +351,7 @@ async fn run_step(
                     database,
                 )
                 .await?;
-                info!(database = %database, action = "revoke_schema_create",
+                info!(tenant = %tenant, database = %database, action = "revoke_schema_create",
                     "revoked CREATE on schema public in database {} from PUBLIC", quote_ident(database));
             }
         }
@@ -392,7 +393,7 @@ async fn ensure_can_set_role(
             .batch_execute(grant.text())
             .await
             .map_err(|e| DbError::query(what(), e))?;
-        info!(role = %role, action = "grant_membership",
+        info!(tenant = %role, role = %role, action = "grant_membership",
             "granted role {} to the admin {}, which a non-superuser admin needs to give it a database",
             quote_ident(role), quote_ident(&server.admin));
     }

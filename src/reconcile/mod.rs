@@ -10,7 +10,7 @@ pub(crate) mod plan;
 pub mod scram;
 pub(crate) mod status;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -178,6 +178,8 @@ pub struct Report {
     /// Roles whose password someone else changed since the last run (see
     /// [`CheckCache`]); only known with a cache, i.e. in `run`.
     pub overwritten: Vec<String>,
+    /// Objects created or altered, counting only tenants that succeeded.
+    pub changes: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -270,9 +272,20 @@ pub async fn apply(
     .await?;
     let plan = plan::plan(desired, &observed, &checks.checks, options);
     let outcomes = apply::apply(&client, settings, &server, desired, &plan, cache).await?;
+    let changed: HashSet<&str> = outcomes
+        .iter()
+        .filter(|o| matches!(o.outcome, Outcome::Created | Outcome::Updated))
+        .map(|o| o.tenant.as_str())
+        .collect();
+    let changes = plan
+        .changes
+        .iter()
+        .filter(|c| changed.contains(c.tenant.as_str()))
+        .count();
     Ok(Report {
         outcomes,
         elapsed: started.elapsed(),
         overwritten: checks.overwritten,
+        changes,
     })
 }

@@ -27,19 +27,95 @@ pub enum Action {
 }
 
 /// Why a password is (re)set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PasswordReason {
+    /// The role is created: it gets its first password.
+    New,
     /// The stored secret does not match the desired password.
     Differs,
     /// The role has no password.
     Missing,
     /// An md5 secret on a server that asks for SCRAM: replaced once.
+    #[serde(rename = "md5_upgrade")]
     Upgrade,
     /// The admin cannot read stored secrets, so it sets the password always.
     Unknown,
     /// The stored verifier asks for more key-derivation work than any
     /// verifier pgtenant makes: it is not checked, it is replaced.
     Excessive,
+}
+
+/// An attribute of an object that a change sets. The JSON names are part of
+/// the plan's contract (`docs/schema/plan.schema.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attribute {
+    /// The role may log in.
+    Login,
+    /// The role's password (its value never appears: `from`/`to` are null).
+    Password,
+    /// The role's `VALID UNTIL` (an expired role cannot log in).
+    ValidUntil,
+    /// The role's or database's connection limit (0 blocks every login).
+    ConnectionLimit,
+    /// The database accepts connections (`datallowconn`).
+    AllowConnections,
+    /// The database's owner.
+    Owner,
+    /// PUBLIC holds CONNECT on the database.
+    PublicConnect,
+    /// PUBLIC holds TEMPORARY on the database.
+    PublicTemporary,
+    /// The owner of schema `public` in the database (14 and older).
+    PublicSchemaOwner,
+    /// PUBLIC holds CREATE on schema `public` in the database (14 and older).
+    PublicSchemaCreate,
+}
+
+/// A value before or after a change: `null` in JSON where the object does not
+/// exist yet or where the value is a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Value {
+    Bool(bool),
+    Int(i64),
+    Text(String),
+}
+
+/// One attribute set by a change: `from` what the catalog holds `to` what the
+/// input asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttributeChange {
+    pub attribute: Attribute,
+    pub from: Option<Value>,
+    pub to: Option<Value>,
+    /// Why a password is set; null for every other attribute.
+    pub reason: Option<PasswordReason>,
+}
+
+impl AttributeChange {
+    fn new(attribute: Attribute, from: Option<Value>, to: Value) -> Self {
+        AttributeChange {
+            attribute,
+            from,
+            to: Some(to),
+            reason: None,
+        }
+    }
+
+    fn password(reason: PasswordReason) -> Self {
+        AttributeChange {
+            attribute: Attribute::Password,
+            from: None,
+            to: None,
+            reason: Some(reason),
+        }
+    }
+}
+
+fn text(s: &str) -> Option<Value> {
+    Some(Value::Text(s.to_owned()))
 }
 
 /// One operation on the server. The apply step turns each into SQL.
@@ -88,21 +164,69 @@ pub enum Step {
 /// One changed object, as people and scripts read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
+    /// The tenant's role, which every change belongs to.
+    pub tenant: String,
     pub object: Object,
     pub name: String,
     pub action: Action,
-    pub details: Vec<String>,
-    /// The tenant's role, which every change belongs to.
-    pub tenant: String,
+    /// What the change sets, in the order the text output lists it.
+    pub attributes: Vec<AttributeChange>,
     #[serde(skip)]
     pub steps: Vec<Step>,
+}
+
+/// Why pgtenant refuses a tenant, as a stable code for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictReason {
+    /// An existing role with SUPERUSER, CREATEROLE, REPLICATION or BYPASSRLS.
+    PrivilegedRole,
+    /// An existing role that is a member of another role.
+    RoleMembership,
+    /// An existing role without LOGIN that pgtenant did not create.
+    UnmarkedNologin,
+    /// An existing database owned by another role, holding objects of
+    /// another role (or that could not be looked into).
+    ForeignDatabase,
+    /// The admin may not create or alter the tenant's role.
+    AdminPrivilege,
+}
+
+impl ConflictReason {
+    /// The JSON value, also used as a log field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictReason::PrivilegedRole => "privileged_role",
+            ConflictReason::RoleMembership => "role_membership",
+            ConflictReason::UnmarkedNologin => "unmarked_nologin",
+            ConflictReason::ForeignDatabase => "foreign_database",
+            ConflictReason::AdminPrivilege => "admin_privilege",
+        }
+    }
 }
 
 /// A tenant that pgtenant refuses to manage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Conflict {
     pub tenant: String,
-    pub reason: String,
+    /// The object that stands in the way.
+    pub object: Object,
+    pub name: String,
+    pub reason: ConflictReason,
+    /// One line for people.
+    pub message: String,
+}
+
+impl Conflict {
+    fn role(tenant: &Tenant, reason: ConflictReason, message: String) -> Self {
+        Conflict {
+            tenant: tenant.role.clone(),
+            object: Object::Role,
+            name: tenant.role.clone(),
+            reason,
+            message,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -137,13 +261,10 @@ pub fn plan(
     assert_eq!(desired.tenants.len(), passwords.len());
     let mut plan = Plan::default();
     for (tenant, check) in desired.tenants.iter().zip(passwords) {
-        if let Some(reason) =
+        if let Some(conflict) =
             conflict(tenant, observed).or_else(|| admin_lacks_privilege(tenant, observed, *check))
         {
-            plan.conflicts.push(Conflict {
-                tenant: tenant.role.clone(),
-                reason,
-            });
+            plan.conflicts.push(conflict);
             continue;
         }
         plan_role(tenant, observed, *check, &mut plan.changes);
@@ -154,7 +275,7 @@ pub fn plan(
 
 /// Why pgtenant refuses to manage `tenant`, if it does: the adoption
 /// policy for its role, then the ownership rule for its database.
-pub fn conflict(tenant: &Tenant, observed: &Observed) -> Option<String> {
+pub fn conflict(tenant: &Tenant, observed: &Observed) -> Option<Conflict> {
     refusal(tenant, observed).or_else(|| database_refusal(tenant, observed))
 }
 
@@ -166,7 +287,7 @@ pub fn conflict(tenant: &Tenant, observed: &Observed) -> Option<String> {
 /// already log in (a role of the article's scripts) or carries pgtenant's
 /// marker (a role pgtenant created, whose LOGIN was taken away). Anything
 /// else is a conflict: nothing of the tenant is changed.
-fn refusal(tenant: &Tenant, observed: &Observed) -> Option<String> {
+fn refusal(tenant: &Tenant, observed: &Observed) -> Option<Conflict> {
     let role = observed.roles.get(&tenant.role)?;
     let name = quote_ident(&tenant.role);
     let mut powers = Vec::new();
@@ -183,28 +304,40 @@ fn refusal(tenant: &Tenant, observed: &Observed) -> Option<String> {
         powers.push("BYPASSRLS");
     }
     if !powers.is_empty() {
-        return Some(format!(
-            "role {name} exists with {}; pgtenant manages only plain login roles: \
-             remove the line, or pick another user name",
-            powers.join(", ")
+        return Some(Conflict::role(
+            tenant,
+            ConflictReason::PrivilegedRole,
+            format!(
+                "role {name} exists with {}; pgtenant manages only plain login roles: \
+                 remove the line, or pick another user name",
+                powers.join(", ")
+            ),
         ));
     }
     if !role.member_of.is_empty() {
         let groups: Vec<String> = role.member_of.iter().map(|g| quote_ident(g)).collect();
-        return Some(format!(
-            "role {name} is a member of {}; a tenant role must be a member of no role, \
-             since its password would give whatever they can do: revoke the membership \
-             (REVOKE {} FROM {name}) or remove the line",
-            groups.join(", "),
-            groups[0]
+        return Some(Conflict::role(
+            tenant,
+            ConflictReason::RoleMembership,
+            format!(
+                "role {name} is a member of {}; a tenant role must be a member of no role, \
+                 since its password would give whatever they can do: revoke the membership \
+                 (REVOKE {} FROM {name}) or remove the line",
+                groups.join(", "),
+                groups[0]
+            ),
         ));
     }
     if !role.can_login && !role.marked {
-        return Some(format!(
-            "role {name} exists with NOLOGIN and was not created by pgtenant; giving it a \
-             password and LOGIN would let the users file log in as it: if it is this \
-             tenant's, mark it (COMMENT ON ROLE {name} IS {}), else remove the line",
-            crate::server::sql::quote_literal(TENANT_MARKER)
+        return Some(Conflict::role(
+            tenant,
+            ConflictReason::UnmarkedNologin,
+            format!(
+                "role {name} exists with NOLOGIN and was not created by pgtenant; giving it a \
+                 password and LOGIN would let the users file log in as it: if it is this \
+                 tenant's, mark it (COMMENT ON ROLE {name} IS {}), else remove the line",
+                crate::server::sql::quote_literal(TENANT_MARKER)
+            ),
         ));
     }
     None
@@ -215,7 +348,7 @@ fn refusal(tenant: &Tenant, observed: &Observed) -> Option<String> {
 /// object owned by anyone but the tenant. The article's empty databases
 /// made by the admin are still handed over, and a database of the tenant's
 /// own whose owner drifted is still put back.
-fn database_refusal(tenant: &Tenant, observed: &Observed) -> Option<String> {
+fn database_refusal(tenant: &Tenant, observed: &Observed) -> Option<Conflict> {
     let db = observed.databases.get(&tenant.database)?;
     if db.owner == tenant.role {
         return None;
@@ -231,12 +364,18 @@ fn database_refusal(tenant: &Tenant, observed: &Observed) -> Option<String> {
         Some(ForeignObjects::Unknown(e)) => format!("could not be looked into ({e})"),
         None => "was not looked into".to_owned(),
     };
-    Some(format!(
-        "database {database} is owned by {owner} and {why}; pgtenant gives a database to \
-         its tenant only when nothing in it belongs to another role: if it is {role}'s, \
-         give it yourself (ALTER DATABASE {database} OWNER TO {role}), else remove the line \
-         or pick another user name"
-    ))
+    Some(Conflict {
+        tenant: tenant.role.clone(),
+        object: Object::Database,
+        name: tenant.database.clone(),
+        reason: ConflictReason::ForeignDatabase,
+        message: format!(
+            "database {database} is owned by {owner} and {why}; pgtenant gives a database to \
+             its tenant only when nothing in it belongs to another role: if it is {role}'s, \
+             give it yourself (ALTER DATABASE {database} OWNER TO {role}), else remove the line \
+             or pick another user name"
+        ),
+    })
 }
 
 /// A non-superuser admin that may not create or alter the tenant's role
@@ -247,7 +386,7 @@ fn admin_lacks_privilege(
     tenant: &Tenant,
     observed: &Observed,
     check: PasswordCheck,
-) -> Option<String> {
+) -> Option<Conflict> {
     let server = &observed.server;
     if server.admin_is_superuser {
         return None;
@@ -255,10 +394,14 @@ fn admin_lacks_privilege(
     let admin = quote_ident(&server.admin);
     let name = quote_ident(&tenant.role);
     match observed.roles.get(&tenant.role) {
-        None if !server.admin_can_create_roles => Some(format!(
-            "the admin role {admin} has neither SUPERUSER nor CREATEROLE, so it cannot \
-             create role {name} (nothing was sent): grant it CREATEROLE \
-             (ALTER ROLE {admin} CREATEROLE) or connect as a superuser"
+        None if !server.admin_can_create_roles => Some(Conflict::role(
+            tenant,
+            ConflictReason::AdminPrivilege,
+            format!(
+                "the admin role {admin} has neither SUPERUSER nor CREATEROLE, so it cannot \
+                 create role {name} (nothing was sent): grant it CREATEROLE \
+                 (ALTER ROLE {admin} CREATEROLE) or connect as a superuser"
+            ),
         )),
         None => None,
         Some(role) => {
@@ -267,10 +410,14 @@ fn admin_lacks_privilege(
                 || role.expired
                 || blocks_login(role.connection_limit);
             (needs_alter && !role.admin_may_alter).then(|| {
-                format!(
-                    "the admin role {admin} may not alter role {name} (nothing was sent): \
-                     it needs CREATEROLE, and on PostgreSQL 16 and newer ADMIN OPTION on the \
-                     role (as a superuser: GRANT {name} TO {admin} WITH ADMIN OPTION)"
+                Conflict::role(
+                    tenant,
+                    ConflictReason::AdminPrivilege,
+                    format!(
+                        "the admin role {admin} may not alter role {name} (nothing was sent): \
+                         it needs CREATEROLE, and on PostgreSQL 16 and newer ADMIN OPTION on \
+                         the role (as a superuser: GRANT {name} TO {admin} WITH ADMIN OPTION)"
+                    ),
                 )
             })
         }
@@ -287,11 +434,14 @@ fn plan_role(tenant: &Tenant, observed: &Observed, check: PasswordCheck, out: &m
     let role = &tenant.role;
     let Some(existing) = observed.roles.get(role) else {
         out.push(Change {
+            tenant: role.clone(),
             object: Object::Role,
             name: role.clone(),
             action: Action::Create,
-            details: vec!["login".into(), "password".into()],
-            tenant: role.clone(),
+            attributes: vec![
+                AttributeChange::new(Attribute::Login, None, Value::Bool(true)),
+                AttributeChange::password(PasswordReason::New),
+            ],
             steps: vec![Step::CreateRole { role: role.clone() }],
         });
         return;
@@ -310,39 +460,37 @@ fn plan_role(tenant: &Tenant, observed: &Observed, check: PasswordCheck, out: &m
     if !login && password.is_none() && !valid_until && !connection_limit {
         return;
     }
-    let mut details = Vec::new();
+    let mut attributes = Vec::new();
     if login {
-        details.push("login".to_owned());
+        attributes.push(AttributeChange::new(
+            Attribute::Login,
+            Some(Value::Bool(false)),
+            Value::Bool(true),
+        ));
     }
     if valid_until {
-        details.push("valid until infinity (expired)".to_owned());
+        attributes.push(AttributeChange::new(
+            Attribute::ValidUntil,
+            text("expired"),
+            Value::Text("infinity".to_owned()),
+        ));
     }
     if connection_limit {
-        details.push(format!(
-            "connection limit -1 (was {})",
-            existing.connection_limit
+        attributes.push(AttributeChange::new(
+            Attribute::ConnectionLimit,
+            Some(Value::Int(existing.connection_limit.into())),
+            Value::Int(-1),
         ));
     }
     if let Some(reason) = password {
-        details.push(
-            match reason {
-                PasswordReason::Differs => "password",
-                PasswordReason::Missing => "password (none set)",
-                PasswordReason::Upgrade => "password (md5 to scram-sha-256)",
-                PasswordReason::Unknown => "password (cannot read stored secrets)",
-                PasswordReason::Excessive => {
-                    "password (stored verifier has an excessive iteration count)"
-                }
-            }
-            .to_owned(),
-        );
+        attributes.push(AttributeChange::password(reason));
     }
     out.push(Change {
+        tenant: role.clone(),
         object: Object::Role,
         name: role.clone(),
         action: Action::Update,
-        details,
-        tenant: role.clone(),
+        attributes,
         steps: vec![Step::AlterRole {
             role: role.clone(),
             login,
@@ -357,24 +505,43 @@ fn plan_database(tenant: &Tenant, observed: &Observed, options: Options, out: &m
     let role = &tenant.role;
     let database = &tenant.database;
     let schema_fix = observed.server.needs_public_schema_fix();
-    let owner_detail = || format!("owner {}", quote_ident(role));
-
     let Some(existing) = observed.databases.get(database) else {
-        let mut details = vec![owner_detail()];
+        let mut attributes = vec![AttributeChange::new(
+            Attribute::Owner,
+            None,
+            Value::Text(role.clone()),
+        )];
         let mut steps = vec![Step::CreateDatabase {
             database: database.clone(),
             owner: role.clone(),
         }];
         if options.isolation {
-            details.push("revoke CONNECT, TEMPORARY from PUBLIC".to_owned());
+            attributes.push(AttributeChange::new(
+                Attribute::PublicConnect,
+                None,
+                Value::Bool(false),
+            ));
+            attributes.push(AttributeChange::new(
+                Attribute::PublicTemporary,
+                None,
+                Value::Bool(false),
+            ));
             steps.push(Step::RevokeDatabase {
                 database: database.clone(),
                 connect: true,
                 temporary: true,
             });
             if schema_fix {
-                details.push(format!("schema public owner {}", quote_ident(role)));
-                details.push("revoke CREATE on schema public from PUBLIC".to_owned());
+                attributes.push(AttributeChange::new(
+                    Attribute::PublicSchemaOwner,
+                    None,
+                    Value::Text(role.clone()),
+                ));
+                attributes.push(AttributeChange::new(
+                    Attribute::PublicSchemaCreate,
+                    None,
+                    Value::Bool(false),
+                ));
                 steps.push(Step::PublicSchema {
                     database: database.clone(),
                     owner: Some(role.clone()),
@@ -383,23 +550,23 @@ fn plan_database(tenant: &Tenant, observed: &Observed, options: Options, out: &m
             }
         }
         out.push(Change {
+            tenant: role.clone(),
             object: Object::Database,
             name: database.clone(),
             action: Action::Create,
-            details,
-            tenant: role.clone(),
+            attributes,
             steps,
         });
         return;
     };
 
-    let mut details = Vec::new();
+    let mut attributes = Vec::new();
     let mut steps = Vec::new();
     if existing.owner != *role {
-        details.push(format!(
-            "owner {} (was {})",
-            quote_ident(role),
-            quote_ident(&existing.owner)
+        attributes.push(AttributeChange::new(
+            Attribute::Owner,
+            text(&existing.owner),
+            Value::Text(role.clone()),
         ));
         steps.push(Step::AlterDatabaseOwner {
             database: database.clone(),
@@ -410,12 +577,17 @@ fn plan_database(tenant: &Tenant, observed: &Observed, options: Options, out: &m
     let connection_limit = blocks_login(existing.connection_limit);
     if allow_connections || connection_limit {
         if allow_connections {
-            details.push("allow connections".to_owned());
+            attributes.push(AttributeChange::new(
+                Attribute::AllowConnections,
+                Some(Value::Bool(false)),
+                Value::Bool(true),
+            ));
         }
         if connection_limit {
-            details.push(format!(
-                "connection limit -1 (was {})",
-                existing.connection_limit
+            attributes.push(AttributeChange::new(
+                Attribute::ConnectionLimit,
+                Some(Value::Int(existing.connection_limit.into())),
+                Value::Int(-1),
             ));
         }
         steps.push(Step::AlterDatabaseConnections {
@@ -425,15 +597,15 @@ fn plan_database(tenant: &Tenant, observed: &Observed, options: Options, out: &m
         });
     }
     if options.isolation {
-        isolate_existing(existing, role, schema_fix, &mut details, &mut steps);
+        isolate_existing(existing, role, schema_fix, &mut attributes, &mut steps);
     }
     if !steps.is_empty() {
         out.push(Change {
+            tenant: role.clone(),
             object: Object::Database,
             name: database.clone(),
             action: Action::Update,
-            details,
-            tenant: role.clone(),
+            attributes,
             steps,
         });
     }
@@ -443,18 +615,22 @@ fn isolate_existing(
     db: &ObservedDatabase,
     role: &str,
     schema_fix: bool,
-    details: &mut Vec<String>,
+    attributes: &mut Vec<AttributeChange>,
     steps: &mut Vec<Step>,
 ) {
     if db.public_connect || db.public_temporary {
-        let privileges: Vec<&str> = [
-            (db.public_connect, "CONNECT"),
-            (db.public_temporary, "TEMPORARY"),
-        ]
-        .into_iter()
-        .filter_map(|(has, name)| has.then_some(name))
-        .collect();
-        details.push(format!("revoke {} from PUBLIC", privileges.join(", ")));
+        for (has, attribute) in [
+            (db.public_connect, Attribute::PublicConnect),
+            (db.public_temporary, Attribute::PublicTemporary),
+        ] {
+            if has {
+                attributes.push(AttributeChange::new(
+                    attribute,
+                    Some(Value::Bool(true)),
+                    Value::Bool(false),
+                ));
+            }
+        }
         steps.push(Step::RevokeDatabase {
             database: db.name.clone(),
             connect: db.public_connect,
@@ -469,14 +645,18 @@ fn isolate_existing(
     };
     let owner = (schema.owner != role).then(|| role.to_owned());
     if let Some(owner) = &owner {
-        details.push(format!(
-            "schema public owner {} (was {})",
-            quote_ident(owner),
-            quote_ident(&schema.owner)
+        attributes.push(AttributeChange::new(
+            Attribute::PublicSchemaOwner,
+            text(&schema.owner),
+            Value::Text(owner.clone()),
         ));
     }
     if schema.public_create {
-        details.push("revoke CREATE on schema public from PUBLIC".to_owned());
+        attributes.push(AttributeChange::new(
+            Attribute::PublicSchemaCreate,
+            Some(Value::Bool(true)),
+            Value::Bool(false),
+        ));
     }
     if owner.is_some() || schema.public_create {
         steps.push(Step::PublicSchema {
@@ -489,9 +669,9 @@ fn isolate_existing(
 
 /// Whether a tenant's database denies other tenants, as `status` reports it.
 pub fn is_isolated(db: &ObservedDatabase, role: &str, schema_fix: bool) -> bool {
-    let mut details = Vec::new();
+    let mut attributes = Vec::new();
     let mut steps = Vec::new();
-    isolate_existing(db, role, schema_fix, &mut details, &mut steps);
+    isolate_existing(db, role, schema_fix, &mut attributes, &mut steps);
     steps.is_empty()
 }
 
@@ -743,7 +923,8 @@ mod tests {
             ISOLATED,
         );
         assert_eq!(p.conflicts.len(), 1);
-        assert!(p.conflicts[0].reason.contains("SUPERUSER"));
+        assert!(p.conflicts[0].message.contains("SUPERUSER"));
+        assert_eq!(p.conflicts[0].reason, ConflictReason::PrivilegedRole);
         assert!(p.changes.iter().all(|c| c.tenant == "ok"));
     }
 
@@ -766,8 +947,20 @@ mod tests {
         let p = plan(&d, &o, &[PasswordCheck::Differs; 8], ISOLATED);
         let refused: Vec<&str> = p.conflicts.iter().map(|c| c.tenant.as_str()).collect();
         assert_eq!(refused, ["su", "cr", "repl", "rls", "member", "nologin"]);
+        let reasons: Vec<&str> = p.conflicts.iter().map(|c| c.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "privileged_role",
+                "privileged_role",
+                "privileged_role",
+                "privileged_role",
+                "role_membership",
+                "unmarked_nologin"
+            ]
+        );
         insta::assert_snapshot!(
-            p.conflicts.iter().map(|c| c.reason.as_str()).collect::<Vec<_>>().join("\n"),
+            p.conflicts.iter().map(|c| c.message.as_str()).collect::<Vec<_>>().join("\n"),
             @r#"
         role "su" exists with SUPERUSER; pgtenant manages only plain login roles: remove the line, or pick another user name
         role "cr" exists with CREATEROLE; pgtenant manages only plain login roles: remove the line, or pick another user name
@@ -799,8 +992,11 @@ mod tests {
         let p = plan(&d, &o, &[PasswordCheck::Missing; 4], ISOLATED);
         let refused: Vec<&str> = p.conflicts.iter().map(|c| c.tenant.as_str()).collect();
         assert_eq!(refused, ["billing", "unknown"]);
+        assert_eq!(p.conflicts[0].reason, ConflictReason::ForeignDatabase);
+        assert_eq!(p.conflicts[0].object, Object::Database);
+        assert_eq!(p.conflicts[0].name, "billing_db");
         assert_eq!(
-            p.conflicts[0].reason,
+            p.conflicts[0].message,
             "database \"billing_db\" is owned by \"other\" and holds objects owned by \"other\"; \
              pgtenant gives a database to its tenant only when nothing in it belongs to another \
              role: if it is \"billing\"'s, give it yourself (ALTER DATABASE \"billing_db\" OWNER \
@@ -883,9 +1079,13 @@ mod tests {
         let refused: Vec<&str> = p.conflicts.iter().map(|c| c.tenant.as_str()).collect();
         assert_eq!(refused, ["new", "old"]);
         assert!(p.conflicts[0]
-            .reason
+            .message
             .contains("neither SUPERUSER nor CREATEROLE"));
-        assert!(p.conflicts[1].reason.contains("WITH ADMIN OPTION"));
+        assert!(p.conflicts[1].message.contains("WITH ADMIN OPTION"));
+        assert!(p
+            .conflicts
+            .iter()
+            .all(|c| c.reason == ConflictReason::AdminPrivilege));
         assert!(p.changes.iter().all(|c| c.tenant == "fine"));
     }
 
@@ -898,7 +1098,15 @@ mod tests {
             &[PasswordCheck::Missing],
             ISOLATED,
         );
-        insta::assert_snapshot!(crate::render::plan_json(&p));
+        insta::assert_snapshot!(crate::render::plan_json(&p, 1));
+    }
+
+    fn plan_schema() -> &'static jsonschema::Validator {
+        static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+        SCHEMA.get_or_init(|| {
+            let text = include_str!("../../docs/schema/plan.schema.json");
+            jsonschema::draft202012::new(&serde_json::from_str(text).unwrap()).unwrap()
+        })
     }
 
     /// Carries out a plan on a model of the catalog, as the server would.
@@ -1054,6 +1262,12 @@ mod tests {
             let mut o = observed(major * 10000, roles, dbs);
             let options = Options { isolation };
             let first = plan(&d, &o, &checks, options);
+            // Whatever the plan, its JSON is what the published schema says.
+            let json: serde_json::Value =
+                serde_json::from_str(&crate::render::plan_json(&first, d.tenants.len())).unwrap();
+            let errors: Vec<String> =
+                plan_schema().iter_errors(&json).map(|e| e.to_string()).collect();
+            proptest::prop_assert!(errors.is_empty(), "{:?}\n{}", errors, json);
             simulate(&mut o, &first);
             // Every password that was set now matches.
             let after = vec![PasswordCheck::InSync; d.tenants.len()];

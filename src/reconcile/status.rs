@@ -1,56 +1,141 @@
 //! `status`: one row per tenant of the input, read from the catalog. The
 //! successor of the article's `\l` listing.
+//!
+//! A tenant's state comes from the same plan that `apply` would carry out,
+//! so `status` and `plan` can never disagree about what is in sync.
 
 use serde::Serialize;
 
 use crate::input::desired::Desired;
 use crate::reconcile::password::PasswordCheck;
-use crate::reconcile::plan;
+use crate::reconcile::plan::{self, Attribute, Change, Options, PasswordReason};
 use crate::server::catalog::Observed;
 
+/// Whether an object exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Presence {
     Present,
     Missing,
 }
 
-impl Presence {
-    pub fn as_str(self) -> &'static str {
+/// A tenant as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantState {
+    /// `apply` would change nothing.
+    InSync,
+    /// Some of it exists, and `apply` would change something.
+    Drifted,
+    /// Neither its role nor its database exists.
+    Missing,
+    /// pgtenant refuses to manage it (see `reason`).
+    Refused,
+    /// Everything else is in sync, but the admin cannot read stored
+    /// passwords (not a superuser), so whether the password is cannot be told.
+    Unknown,
+}
+
+impl TenantState {
+    /// For people: `in sync`.
+    pub fn as_text(self) -> &'static str {
         match self {
-            Presence::Present => "present",
-            Presence::Missing => "missing",
+            TenantState::InSync => "in sync",
+            TenantState::Drifted => "drifted",
+            TenantState::Missing => "missing",
+            TenantState::Refused => "refused",
+            TenantState::Unknown => "unknown",
         }
     }
 }
 
+/// The state of a stored password against the input's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordState {
+    InSync,
+    Differs,
+    Md5Upgrade,
+    /// The admin cannot read stored secrets.
+    Unknown,
+    /// The stored verifier asks for more iterations than pgtenant checks.
+    Excessive,
+    /// The role has no password.
+    Missing,
+}
+
+impl From<PasswordCheck> for PasswordState {
+    fn from(check: PasswordCheck) -> Self {
+        match check {
+            PasswordCheck::InSync => PasswordState::InSync,
+            PasswordCheck::Differs => PasswordState::Differs,
+            PasswordCheck::Upgrade => PasswordState::Md5Upgrade,
+            PasswordCheck::Unknown => PasswordState::Unknown,
+            PasswordCheck::Missing => PasswordState::Missing,
+            PasswordCheck::Excessive => PasswordState::Excessive,
+        }
+    }
+}
+
+impl PasswordState {
+    /// For people: `in sync`, `md5 upgrade`.
+    pub fn as_text(self) -> &'static str {
+        match self {
+            PasswordState::InSync => "in sync",
+            PasswordState::Differs => "differs",
+            PasswordState::Md5Upgrade => "md5 upgrade",
+            PasswordState::Unknown => "unknown",
+            PasswordState::Missing => "missing",
+            PasswordState::Excessive => "excessive iterations",
+        }
+    }
+}
+
+/// The tenant's role. `null` (`None`) where a value does not apply: the role
+/// is missing, or refused (its password is not pgtenant's business).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Row {
-    pub role: String,
-    pub role_state: Presence,
+pub struct RoleStatus {
+    pub name: String,
+    pub state: Presence,
     /// The role can log in: LOGIN, not expired (`VALID UNTIL`), and a
     /// connection limit other than 0.
-    pub login: bool,
-    pub database: String,
-    pub database_state: Presence,
-    /// The database's owner, when it exists.
+    pub login: Option<bool>,
+    pub password: Option<PasswordState>,
+}
+
+/// One of the tenant's databases; `null` where it is missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatabaseStatus {
+    pub name: String,
+    pub state: Presence,
     pub owner: Option<String>,
-    /// `in sync`, `differs`, `md5 upgrade`, `unknown`, `missing`, or `none`
-    /// when the role does not exist.
-    pub password: &'static str,
     /// PUBLIC (so every other tenant) can neither connect to nor create
     /// temporary tables in the database, nor (14 and older) create objects in
     /// its schema public.
-    pub isolated: bool,
+    pub isolated: Option<bool>,
     /// The database accepts the tenant's connections (`datallowconn`, and a
     /// connection limit other than 0).
-    pub connectable: bool,
-    /// Why pgtenant refuses to manage this tenant (see `plan`), if it does.
-    pub conflict: Option<String>,
+    pub connectable: Option<bool>,
 }
 
-pub fn rows(desired: &Desired, observed: &Observed, checks: &[PasswordCheck]) -> Vec<Row> {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Row {
+    pub tenant: String,
+    pub state: TenantState,
+    /// Why the tenant is refused; null otherwise.
+    pub reason: Option<String>,
+    pub role: RoleStatus,
+    pub databases: Vec<DatabaseStatus>,
+}
+
+pub fn rows(
+    desired: &Desired,
+    observed: &Observed,
+    checks: &[PasswordCheck],
+    options: Options,
+) -> Vec<Row> {
     let schema_fix = observed.server.needs_public_schema_fix();
+    let plan = plan::plan(desired, observed, checks, options);
     desired
         .tenants
         .iter()
@@ -58,34 +143,88 @@ pub fn rows(desired: &Desired, observed: &Observed, checks: &[PasswordCheck]) ->
         .map(|(t, check)| {
             let role = observed.roles.get(&t.role);
             let db = observed.databases.get(&t.database);
+            let conflict = plan.conflicts.iter().find(|c| c.tenant == t.role);
+            let state = if conflict.is_some() {
+                TenantState::Refused
+            } else if role.is_none() && db.is_none() {
+                TenantState::Missing
+            } else {
+                let mut changes = plan.changes_for(&t.role).peekable();
+                if changes.peek().is_none() {
+                    TenantState::InSync
+                } else if changes.all(only_unreadable_password) {
+                    TenantState::Unknown
+                } else {
+                    TenantState::Drifted
+                }
+            };
             Row {
-                role: t.role.clone(),
-                role_state: if role.is_some() {
-                    Presence::Present
-                } else {
-                    Presence::Missing
+                tenant: t.role.clone(),
+                state,
+                reason: conflict.map(|c| c.message.clone()),
+                role: RoleStatus {
+                    name: t.role.clone(),
+                    state: if role.is_some() {
+                        Presence::Present
+                    } else {
+                        Presence::Missing
+                    },
+                    login: role.map(|r| {
+                        r.can_login && !r.expired && !plan::blocks_login(r.connection_limit)
+                    }),
+                    password: role
+                        .filter(|_| conflict.is_none())
+                        .map(|_| PasswordState::from(*check)),
                 },
-                login: role.is_some_and(|r| {
-                    r.can_login && !r.expired && !plan::blocks_login(r.connection_limit)
-                }),
-                database: t.database.clone(),
-                database_state: if db.is_some() {
-                    Presence::Present
-                } else {
-                    Presence::Missing
-                },
-                owner: db.map(|d| d.owner.clone()),
-                password: if role.is_some() {
-                    check.as_str()
-                } else {
-                    "none"
-                },
-                isolated: db.is_some_and(|d| plan::is_isolated(d, &t.role, schema_fix)),
-                connectable: db.is_some_and(|d| {
-                    d.allow_connections && !plan::blocks_login(d.connection_limit)
-                }),
-                conflict: plan::conflict(t, observed),
+                databases: vec![DatabaseStatus {
+                    name: t.database.clone(),
+                    state: if db.is_some() {
+                        Presence::Present
+                    } else {
+                        Presence::Missing
+                    },
+                    owner: db.map(|d| d.owner.clone()),
+                    isolated: db.map(|d| plan::is_isolated(d, &t.role, schema_fix)),
+                    connectable: db
+                        .map(|d| d.allow_connections && !plan::blocks_login(d.connection_limit)),
+                }],
             }
         })
         .collect()
+}
+
+/// A change that only sets a password because stored ones cannot be read.
+fn only_unreadable_password(change: &Change) -> bool {
+    change
+        .attributes
+        .iter()
+        .all(|a| a.attribute == Attribute::Password && a.reason == Some(PasswordReason::Unknown))
+}
+
+/// Counts of tenants by state, as `status -o json` reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub tenants: usize,
+    pub in_sync: usize,
+    pub drifted: usize,
+    pub missing: usize,
+    pub refused: usize,
+    pub unknown: usize,
+}
+
+pub fn counts(rows: &[Row]) -> Counts {
+    let mut c = Counts {
+        tenants: rows.len(),
+        ..Counts::default()
+    };
+    for r in rows {
+        match r.state {
+            TenantState::InSync => c.in_sync += 1,
+            TenantState::Drifted => c.drifted += 1,
+            TenantState::Missing => c.missing += 1,
+            TenantState::Refused => c.refused += 1,
+            TenantState::Unknown => c.unknown += 1,
+        }
+    }
+    c
 }

@@ -6,7 +6,7 @@ use std::future::Future;
 use tokio::task::JoinSet;
 use tokio_postgres::Client;
 
-use crate::input::conninfo::ConnSettings;
+use crate::input::conninfo::{ConnSettings, Host};
 pub use crate::server::error::describe;
 use crate::server::error::ErrorKind;
 
@@ -85,6 +85,10 @@ fn connect_error(settings: &ConnSettings, dbname: &str, e: tokio_postgres::Error
     let sqlstate = e.code().map(|c| c.code().to_owned());
     let message = describe(&e);
     let kind = ErrorKind::of(&e);
+    let message = match connect_hint(settings, kind, &e) {
+        Some(hint) => format!("{message}; {hint}"),
+        None => message,
+    };
     let endpoint = if dbname == settings.dbname {
         settings.endpoint()
     } else {
@@ -95,6 +99,59 @@ fn connect_error(settings: &ConnSettings, dbname: &str, e: tokio_postgres::Error
         message,
         kind,
         sqlstate,
+    }
+}
+
+/// psql's hints, for the failures people meet first: where the password
+/// came from (never the value), what to set when there was none, and whether
+/// the server is listening at all. Decided from the error's kind and its
+/// socket error, never from message text.
+fn connect_hint(
+    settings: &ConnSettings,
+    kind: ErrorKind,
+    e: &tokio_postgres::Error,
+) -> Option<String> {
+    let no_password = "no password was given: set PGPASSWORD, PGPASSFILE or \
+                       POSTGRES_PASSWORD[_FILE], or add it to ~/.pgpass";
+    match kind {
+        // The server refused the password: say whose it was.
+        ErrorKind::Authentication
+            if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD) =>
+        {
+            Some(match &settings.password_source {
+                Some(source) => format!("the password came from {source}"),
+                None => no_password.to_owned(),
+            })
+        }
+        ErrorKind::MissingDatabase => Some(
+            "pgtenant connects to the maintenance database named by --dbname or \
+             PGDATABASE (default postgres)"
+                .to_owned(),
+        ),
+        // The driver refuses to log in without a password when the server
+        // asks for one ("password missing", a configuration error).
+        ErrorKind::Other if e.code().is_none() && settings.password.is_none() => {
+            Some(no_password.to_owned())
+        }
+        ErrorKind::Transient => {
+            let io = crate::server::error::io_error(e)?.kind();
+            let listening = matches!(
+                io,
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+            );
+            match (&settings.host, listening) {
+                (Host::Tcp(_), true) => Some(
+                    "is the server running on that host and accepting TCP/IP connections?"
+                        .to_owned(),
+                ),
+                (Host::Socket(_), true) => Some(
+                    "is the server running locally and accepting connections on that socket?"
+                        .to_owned(),
+                ),
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }
 

@@ -25,7 +25,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, error, info, warn};
 
@@ -40,7 +40,7 @@ use crate::sidecar::decide::{
     backoff, decide, probe_again_now, Applied, Event, Reload, Step, FAILURE_BACKOFF_MIN,
 };
 use crate::sidecar::error::SidecarError;
-use crate::sidecar::health::{self, Probe};
+use crate::sidecar::health::{self, Check, Probe};
 use crate::sidecar::metrics::{Metrics, ReconcileResult};
 use crate::sidecar::shutdown::Shutdown;
 use crate::sidecar::wait::{self, Session, Waiter};
@@ -51,7 +51,7 @@ const SETTLE_QUIET: Duration = Duration::from_millis(200);
 /// ...or this long after the first event, whichever is first: together with
 /// the apply itself this keeps "applied within 1 s of a change".
 const SETTLE_MAX: Duration = Duration::from_millis(500);
-/// What `/readyz` reports.
+/// How the last apply went, for `/readyz?verbose`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Last {
     /// No apply finished since start or since the server came back.
@@ -70,6 +70,12 @@ struct Status {
     /// The last read of the input was invalid: why, as one line.
     input_error: Option<String>,
     last: Last,
+    /// When an apply last succeeded; `None` before the first. Readiness
+    /// rests on it alone: once the tenants exist, they stay in force
+    /// whatever later inputs or applies do, so the pod (and the shared
+    /// PostgreSQL in it) stays in its Service. Invalid input and failing
+    /// applies are alerts (metrics, logs, `/readyz?verbose`), not outages.
+    last_success: Option<SystemTime>,
 }
 
 impl Shared {
@@ -78,6 +84,7 @@ impl Shared {
             status: Mutex::new(Status {
                 input_error: None,
                 last: Last::Pending("waiting for postgres".to_owned()),
+                last_success: None,
             }),
             metrics: Metrics::new(),
         }
@@ -89,8 +96,12 @@ impl Shared {
 }
 
 impl Probe for Shared {
+    /// Ready once an apply has succeeded, for good; before that, why not.
     fn ready(&self) -> Result<(), String> {
         let status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if status.last_success.is_some() {
+            return Ok(());
+        }
         if let Some(e) = &status.input_error {
             return Err(format!("input invalid: {e}"));
         }
@@ -101,8 +112,49 @@ impl Probe for Shared {
         }
     }
 
-    fn metrics(&self) -> String {
-        self.metrics.encode()
+    fn detail(&self) -> Vec<Check> {
+        let status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let ago = |t: SystemTime| {
+            let d = t.elapsed().unwrap_or_default();
+            format!("{} ago", duration::format(Duration::from_secs(d.as_secs())))
+        };
+        let applied = match status.last_success {
+            Some(t) => Ok(format!("last success {}", ago(t))),
+            None => Err("no apply has succeeded yet".to_owned()),
+        };
+        let input = match &status.input_error {
+            None => Ok(String::new()),
+            Some(e) if status.last_success.is_some() => {
+                Err(format!("{e}; the last valid input stays in force"))
+            }
+            Some(e) => Err(e.clone()),
+        };
+        let last_apply = match &status.last {
+            Last::Succeeded => Ok(String::new()),
+            Last::Pending(why) | Last::Failed(why) => Err(why.clone()),
+        };
+        vec![
+            Check {
+                name: "applied",
+                result: applied,
+            },
+            Check {
+                name: "input",
+                result: input,
+            },
+            Check {
+                name: "last_apply",
+                result: last_apply,
+            },
+        ]
+    }
+
+    fn metrics(&self, openmetrics: bool) -> String {
+        if openmetrics {
+            self.metrics.encode_openmetrics()
+        } else {
+            self.metrics.encode_classic()
+        }
     }
 }
 
@@ -120,6 +172,11 @@ struct Daemon<'a> {
     cache: CheckCache,
     last_failed: bool,
     failure_backoff: Duration,
+    /// Bumped whenever the input in force changes; `applied_generation` is
+    /// the generation last applied successfully. A reconcile of an input
+    /// already applied that still changes objects is correcting drift.
+    input_generation: u64,
+    applied_generation: Option<u64>,
 }
 
 /// Runs until SIGTERM or SIGINT. `conn` is the admin connection resolved at
@@ -133,6 +190,7 @@ pub async fn run(
     // First, so that a signal during start-up already stops cleanly.
     let mut shutdown = Shutdown::new().map_err(SidecarError::Signals)?;
     let shared = Arc::new(Shared::new());
+    shared.metrics.set_resync_interval(opts.resync_interval);
     let _http = match opts.listen {
         None => None,
         Some(addr) => match tokio::net::TcpListener::bind(addr).await {
@@ -159,6 +217,8 @@ pub async fn run(
         cache: CheckCache::default(),
         last_failed: false,
         failure_backoff: FAILURE_BACKOFF_MIN,
+        input_generation: 0,
+        applied_generation: None,
     };
     daemon.watch(&daemon.conn.clone());
     let users_file = &settings.sources.users_file;
@@ -318,6 +378,7 @@ impl Daemon<'_> {
             return Applied::Done;
         };
         let started = Instant::now();
+        let generation = self.input_generation;
         let result = reconcile::apply(
             &self.conn,
             desired,
@@ -337,13 +398,22 @@ impl Daemon<'_> {
                 }
                 if !report.overwritten.is_empty() {
                     for role in &report.overwritten {
-                        warn!(role = %role, action = "password_overwritten",
+                        warn!(tenant = %role, role = %role, action = "password_overwritten",
                             "the password of role {} was changed by someone else since pgtenant \
                              set it, although the input did not change it: another writer (a \
                              second pgtenant with another users file?) is fighting over it",
                             crate::server::sql::quote_ident(role));
                     }
                     metrics.record_password_overwrites(report.overwritten.len());
+                }
+                if self.applied_generation == Some(generation) && report.changes > 0 {
+                    info!(
+                        changes = report.changes,
+                        "corrected drift: {} object{} changed on the server since the last apply",
+                        report.changes,
+                        if report.changes == 1 { "" } else { "s" }
+                    );
+                    metrics.record_drift_corrections(report.changes);
                 }
                 let refused = report
                     .outcomes
@@ -364,7 +434,11 @@ impl Daemon<'_> {
                         );
                     }
                     metrics.record_reconcile(ReconcileResult::Success, elapsed, Some(s), refused);
-                    self.shared.update(|st| st.last = Last::Succeeded);
+                    self.shared.update(|st| {
+                        st.last = Last::Succeeded;
+                        st.last_success = Some(SystemTime::now());
+                    });
+                    self.applied_generation = Some(generation);
                     self.last_failed = false;
                     self.failure_backoff = FAILURE_BACKOFF_MIN;
                     Applied::Done
@@ -450,6 +524,7 @@ impl Daemon<'_> {
         }
         self.conn = input.conn;
         self.desired = Some(input.desired);
+        self.input_generation += 1;
         Reload::Changed { credentials }
     }
 
@@ -520,14 +595,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn readiness_reasons() {
+    fn readiness_reasons_before_the_first_success() {
         let shared = Shared::new();
         assert_eq!(
             shared.ready(),
             Err("not yet applied: waiting for postgres".to_owned())
         );
-        shared.update(|s| s.last = Last::Succeeded);
-        assert_eq!(shared.ready(), Ok(()));
         shared.update(|s| s.input_error = Some("/x:2: empty user name".into()));
         assert_eq!(
             shared.ready(),
@@ -540,6 +613,34 @@ mod tests {
         assert_eq!(
             shared.ready(),
             Err("last apply failed: 1 of 2 tenants failed".to_owned())
+        );
+    }
+
+    #[test]
+    fn ready_for_good_after_the_first_success() {
+        let shared = Shared::new();
+        shared.update(|s| {
+            s.last = Last::Succeeded;
+            s.last_success = Some(SystemTime::now());
+        });
+        assert_eq!(shared.ready(), Ok(()));
+        // Whatever comes later, the last good state stays in force.
+        shared.update(|s| s.input_error = Some("/x:2: empty user name".into()));
+        assert_eq!(shared.ready(), Ok(()));
+        shared.update(|s| s.last = Last::Failed("1 of 2 tenants failed".into()));
+        assert_eq!(shared.ready(), Ok(()));
+        shared.update(|s| s.last = Last::Pending("lost the connection to postgres".into()));
+        assert_eq!(shared.ready(), Ok(()));
+        let detail = shared.detail();
+        assert_eq!(detail[0].name, "applied");
+        assert!(detail[0].result.is_ok());
+        assert_eq!(
+            detail[1].result,
+            Err("/x:2: empty user name; the last valid input stays in force".into())
+        );
+        assert_eq!(
+            detail[2].result,
+            Err("lost the connection to postgres".into())
         );
     }
 

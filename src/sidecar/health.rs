@@ -48,8 +48,20 @@ const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub trait Probe: Send + Sync + 'static {
     /// `Ok` when ready, else the one-line reason.
     fn ready(&self) -> Result<(), String>;
-    /// The metrics exposition.
-    fn metrics(&self) -> String;
+    /// The human-readable detail of `/readyz?verbose`: one line per check,
+    /// in the `[+]name ok` / `[-]name failed: reason` form of Kubernetes'
+    /// own `/readyz?verbose`.
+    fn detail(&self) -> Vec<Check>;
+    /// The metrics exposition: OpenMetrics, or the classic text format.
+    fn metrics(&self, openmetrics: bool) -> String;
+}
+
+/// One line of `/readyz?verbose`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: &'static str,
+    /// `Ok(note)` or `Err(reason)`, each one line.
+    pub result: Result<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +76,9 @@ pub struct Request {
     pub method: Method,
     /// The path, without the query string.
     pub path: String,
-    /// The client's `Accept` asks for OpenMetrics (Prometheus does).
+    /// The query string has a `verbose` parameter (`/readyz?verbose`).
+    pub verbose: bool,
+    /// The client's `Accept` prefers OpenMetrics (Prometheus does).
     pub wants_openmetrics: bool,
 }
 
@@ -103,11 +117,12 @@ pub fn parse_head(buf: &[u8]) -> Parsed {
     if !target.starts_with('/') {
         return Parsed::Bad("request target must be a path");
     }
-    let path = target
-        .split(['?', '#'])
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let target = target.split('#').next().unwrap_or_default();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let path = path.to_owned();
+    let verbose = query
+        .split('&')
+        .any(|p| p == "verbose" || p.starts_with("verbose="));
     let mut wants_openmetrics = false;
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
@@ -116,8 +131,8 @@ pub fn parse_head(buf: &[u8]) -> Parsed {
         if name.is_empty() || name.contains([' ', '\t']) {
             return Parsed::Bad("malformed header name");
         }
-        if name.eq_ignore_ascii_case("accept") && value.contains("application/openmetrics-text") {
-            wants_openmetrics = true;
+        if name.eq_ignore_ascii_case("accept") {
+            wants_openmetrics = prefers_openmetrics(value);
         }
     }
     let method = match method {
@@ -128,8 +143,35 @@ pub fn parse_head(buf: &[u8]) -> Parsed {
     Parsed::Request(Request {
         method,
         path,
+        verbose,
         wants_openmetrics,
     })
+}
+
+/// Whether an `Accept` header ranks OpenMetrics at least as high as the
+/// classic text format (RFC 9110 quality values). Prometheus sends
+/// `application/openmetrics-text;version=1.0.0,...,text/plain;version=0.0.4;q=0.5,*/*;q=0.1`
+/// by default; a client that names neither (curl's `*/*`) gets the
+/// classic format, which every Prometheus-compatible scraper reads.
+pub fn prefers_openmetrics(accept: &str) -> bool {
+    let mut openmetrics: f32 = 0.0;
+    let mut text: f32 = 0.0;
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .and_then(|(_, v)| v.trim().parse::<f32>().ok())
+            .unwrap_or(1.0)
+            .clamp(0.0, 1.0);
+        match media.as_str() {
+            "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+            "text/plain" => text = text.max(q),
+            _ => {}
+        }
+    }
+    openmetrics > 0.0 && openmetrics >= text
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -196,11 +238,32 @@ pub fn route(request: &Request, probe: &dyn Probe) -> Response {
     }
     match request.path.as_str() {
         "/healthz" => Response::text(200, "ok"),
-        "/readyz" => match probe.ready() {
-            Ok(()) => Response::text(200, "ok"),
-            // One line, whatever the reason's text.
-            Err(reason) => Response::text(503, reason.replace(['\r', '\n'], " ")),
-        },
+        "/readyz" => {
+            let ready = probe.ready();
+            let status = if ready.is_ok() { 200 } else { 503 };
+            if request.verbose {
+                let mut body = String::new();
+                for check in probe.detail() {
+                    let line = match check.result {
+                        Ok(note) if note.is_empty() => format!("[+]{} ok", check.name),
+                        Ok(note) => format!("[+]{} ok: {note}", check.name),
+                        Err(reason) => format!("[-]{} failed: {reason}", check.name),
+                    };
+                    body.push_str(&one_line(&line));
+                    body.push('\n');
+                }
+                body.push_str(if ready.is_ok() {
+                    "readyz check passed"
+                } else {
+                    "readyz check failed"
+                });
+                return Response::text(status, body);
+            }
+            match ready {
+                Ok(()) => Response::text(200, "ok"),
+                Err(reason) => Response::text(503, one_line(&reason)),
+            }
+        }
         "/metrics" => Response {
             status: 200,
             content_type: if request.wants_openmetrics {
@@ -208,11 +271,16 @@ pub fn route(request: &Request, probe: &dyn Probe) -> Response {
             } else {
                 PROMETHEUS_TEXT
             },
-            body: probe.metrics(),
+            body: probe.metrics(request.wants_openmetrics),
             allow: false,
         },
         _ => Response::text(404, "not found"),
     }
+}
+
+/// One line, whatever the text.
+fn one_line(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
 }
 
 /// Serves until the task is dropped.
@@ -314,6 +382,7 @@ mod tests {
         Parsed::Request(Request {
             method,
             path: path.to_owned(),
+            verbose: false,
             wants_openmetrics: false,
         })
     }
@@ -325,9 +394,13 @@ mod tests {
             req(Method::Get, "/readyz")
         );
         assert_eq!(
-            parse_head(b"HEAD /healthz?verbose=1 HTTP/1.0\r\n\r\nbody ignored"),
+            parse_head(b"HEAD /healthz?x=1 HTTP/1.0\r\n\r\nbody ignored"),
             req(Method::Head, "/healthz")
         );
+        let Parsed::Request(r) = parse_head(b"GET /readyz?a=b&verbose HTTP/1.1\r\n\r\n") else {
+            panic!()
+        };
+        assert!(r.verbose && r.path == "/readyz");
         assert_eq!(
             parse_head(
                 b"GET /metrics HTTP/1.1\nAccept: application/openmetrics-text;version=1.0.0\n\n"
@@ -335,6 +408,7 @@ mod tests {
             Parsed::Request(Request {
                 method: Method::Get,
                 path: "/metrics".into(),
+                verbose: false,
                 wants_openmetrics: true
             })
         );
@@ -373,13 +447,42 @@ mod tests {
         }
     }
 
+    #[test]
+    fn negotiates_the_metrics_format() {
+        // Prometheus 2.x's default scrape.
+        assert!(prefers_openmetrics(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+             version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        ));
+        // Prometheus with the classic format first (scrape_protocols).
+        assert!(!prefers_openmetrics(
+            "text/plain;version=0.0.4;q=1,application/openmetrics-text;version=1.0.0;q=0.5"
+        ));
+        assert!(!prefers_openmetrics("*/*"));
+        assert!(!prefers_openmetrics("text/plain"));
+        assert!(!prefers_openmetrics("application/openmetrics-text;q=0"));
+        assert!(prefers_openmetrics("Application/OpenMetrics-Text; Q=0.9"));
+    }
+
     struct Fixed(Result<(), String>);
     impl Probe for Fixed {
         fn ready(&self) -> Result<(), String> {
             self.0.clone()
         }
-        fn metrics(&self) -> String {
-            "# EOF\n".into()
+        fn detail(&self) -> Vec<Check> {
+            vec![
+                Check {
+                    name: "applied",
+                    result: self.0.clone().map(|()| String::new()),
+                },
+                Check {
+                    name: "input",
+                    result: Err("/x:2: bad\nline".into()),
+                },
+            ]
+        }
+        fn metrics(&self, openmetrics: bool) -> String {
+            if openmetrics { "# EOF\n" } else { "" }.into()
         }
     }
 
@@ -387,6 +490,7 @@ mod tests {
         Request {
             method: Method::Get,
             path: path.into(),
+            verbose: false,
             wants_openmetrics: false,
         }
     }
@@ -403,7 +507,27 @@ mod tests {
             (503, "input invalid: line 2\n")
         );
         let r = route(&get("/metrics"), &ready);
-        assert_eq!((r.status, r.content_type), (200, PROMETHEUS_TEXT));
+        assert_eq!(
+            (r.status, r.content_type, r.body.as_str()),
+            (200, PROMETHEUS_TEXT, "")
+        );
+        let mut om = get("/metrics");
+        om.wants_openmetrics = true;
+        let r = route(&om, &ready);
+        assert_eq!((r.content_type, r.body.as_str()), (OPENMETRICS, "# EOF\n"));
+        let mut verbose = get("/readyz");
+        verbose.verbose = true;
+        let r = route(&verbose, &ready);
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (
+                200,
+                "[+]applied ok\n[-]input failed: /x:2: bad line\nreadyz check passed\n"
+            )
+        );
+        let r = route(&verbose, &not_ready);
+        assert_eq!(r.status, 503);
+        assert!(r.body.ends_with("readyz check failed\n"), "{}", r.body);
         assert_eq!(route(&get("/nope"), &ready).status, 404);
         let mut post = get("/readyz");
         post.method = Method::Other;

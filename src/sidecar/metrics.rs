@@ -1,13 +1,24 @@
 //! The metrics of `pgtenant run`, served on `GET /metrics`: reconciles by
 //! result, reconcile duration, the time of the last success, tenants by
-//! state, whether the input is valid and whether the server is up.
+//! state, whether the input is valid and whether the server is up, drift
+//! corrections, the resync interval, the build, and the standard `process_*`
+//! metrics (see [`crate::sidecar::process_metrics`]).
 //!
 //! This module owns the metric names and their registry; the loop in
 //! [`crate::sidecar::daemon`] records into them and [`crate::sidecar::health`] serves them.
 //! Metrics are atomics inside the `prometheus-client` types, so recording
 //! takes no lock and encoding reads a consistent-enough snapshot.
+//!
+//! Two formats: OpenMetrics when the scraper asks for it (Prometheus does by
+//! default), and the classic Prometheus text format (0.0.4) otherwise.
+//! prometheus-client writes only OpenMetrics, so [`to_classic_text`] turns
+//! its output into the classic format: the two differ only in a counter's
+//! family name (`x` with samples `x_total` in OpenMetrics, `x_total`
+//! throughout in the classic format), `# UNIT` lines and the `# EOF`
+//! terminator. Both are checked by `promtool` in the test suite.
 
 use std::sync::atomic::AtomicU64;
+use std::time::Duration as StdDuration;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::text;
@@ -50,6 +61,8 @@ const DURATION_BUCKETS: [f64; 12] = [
 
 pub struct Metrics {
     registry: Registry,
+    drift_corrections: Counter,
+    resync_interval: Gauge<f64, AtomicU64>,
     reconciles: Family<Labels, Counter>,
     duration: Histogram,
     last_success: Gauge<f64, AtomicU64>,
@@ -68,7 +81,30 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("pgtenant");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(crate::sidecar::process_metrics::ProcessCollector));
+        let registry = root.sub_registry_with_prefix("pgtenant");
+        let build_info = Family::<[(&'static str, &'static str); 2], Gauge>::default();
+        registry.register(
+            "build_info",
+            "Always 1; the labels name the version and the git commit of this pgtenant",
+            build_info.clone(),
+        );
+        build_info
+            .get_or_create(&[("version", VERSION), ("revision", REVISION)])
+            .set(1);
+        let drift_corrections = Counter::default();
+        registry.register(
+            "drift_corrections",
+            "Objects put back by a reconcile whose input had already been applied: changes made on the server by someone else",
+            drift_corrections.clone(),
+        );
+        let resync_interval = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "resync_interval_seconds",
+            "The --resync-interval: how often pgtenant re-applies the input to correct drift",
+            resync_interval.clone(),
+        );
         let reconciles = Family::<Labels, Counter>::default();
         let duration = Histogram::new(DURATION_BUCKETS);
         let last_success = Gauge::<f64, AtomicU64>::default();
@@ -134,7 +170,9 @@ impl Metrics {
             let _ = tenants.get_or_create(&[("state", s)]);
         }
         Metrics {
-            registry,
+            registry: root,
+            drift_corrections,
+            resync_interval,
             reconciles,
             duration,
             last_success,
@@ -186,6 +224,16 @@ impl Metrics {
         }
     }
 
+    /// Counts objects put back on the server by a reconcile of an input
+    /// that had already been applied successfully.
+    pub fn record_drift_corrections(&self, objects: usize) {
+        self.drift_corrections.inc_by(objects as u64);
+    }
+
+    pub fn set_resync_interval(&self, interval: StdDuration) {
+        self.resync_interval.set(interval.as_secs_f64());
+    }
+
     pub fn set_input_valid(&self, valid: bool) {
         self.input_valid.set(i64::from(valid));
     }
@@ -194,15 +242,75 @@ impl Metrics {
         self.postgres_up.set(i64::from(up));
     }
 
-    /// The exposition in the OpenMetrics text format, which Prometheus
-    /// parses both as OpenMetrics and as its classic text format (`# EOF`
-    /// and `# UNIT` are comments there).
-    pub fn encode(&self) -> String {
-        let mut out = String::with_capacity(2048);
+    /// The exposition in the OpenMetrics text format.
+    pub fn encode_openmetrics(&self) -> String {
+        let mut out = String::with_capacity(4096);
         // Writing into a String cannot fail.
         let _ = text::encode(&mut out, &self.registry);
         out
     }
+
+    /// The exposition in the classic Prometheus text format (0.0.4).
+    pub fn encode_classic(&self) -> String {
+        to_classic_text(&self.encode_openmetrics())
+    }
+}
+
+/// The version and commit `pgtenant_build_info` reports. The commit comes
+/// from the build (`PGTENANT_GIT_COMMIT`, set by build.rs).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const REVISION: &str = match option_env!("PGTENANT_GIT_COMMIT") {
+    Some(c) => c,
+    None => "unknown",
+};
+
+/// Rewrites prometheus-client's OpenMetrics text as the classic text format:
+/// a counter family `x` (samples `x_total`) becomes `x_total` in its `# HELP`
+/// and `# TYPE` lines, `# UNIT` lines and the `# EOF` line go. Help texts
+/// here contain no `"` (escaped differently in the two formats), which the
+/// unit test checks.
+pub fn to_classic_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let lines: Vec<&str> = openmetrics.lines().collect();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        i += 1;
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            // HELP comes first; the TYPE line after it says whether the
+            // family is a counter.
+            let name = rest.split(' ').next().unwrap_or_default();
+            let is_counter = lines
+                .get(i)
+                .is_some_and(|next| *next == format!("# TYPE {name} counter"));
+            if is_counter {
+                let help = &rest[name.len()..];
+                out.push_str(&format!(
+                    "# HELP {name}_total{help}\n# TYPE {name}_total counter\n"
+                ));
+                i += 1;
+                continue;
+            }
+        } else if let Some(name) = line
+            .strip_prefix("# TYPE ")
+            .and_then(|r| r.strip_suffix(" counter"))
+        {
+            out.push_str(&format!("# TYPE {name}_total counter\n"));
+            continue;
+        } else if let Some(name) = line
+            .strip_prefix("# TYPE ")
+            .and_then(|r| r.strip_suffix(" unknown"))
+        {
+            out.push_str(&format!("# TYPE {name} untyped\n"));
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -225,7 +333,9 @@ mod tests {
             }),
             0,
         );
-        let text = m.encode();
+        m.set_resync_interval(Duration::from_secs(300));
+        m.record_drift_corrections(2);
+        let text = m.encode_openmetrics();
         for line in [
             "# TYPE pgtenant_reconciles counter",
             "pgtenant_reconciles_total{result=\"success\"} 1",
@@ -239,10 +349,47 @@ mod tests {
             "pgtenant_postgres_up 0",
             "pgtenant_tenant_failures_total{reason=\"lock_timeout\"} 0",
             "pgtenant_password_overwrites_total 0",
+            "# TYPE pgtenant_drift_corrections counter",
+            "pgtenant_drift_corrections_total 2",
+            "pgtenant_resync_interval_seconds 300.0",
+            "# TYPE process_cpu_seconds counter",
+            "# TYPE process_resident_memory_bytes gauge",
+            "# TYPE process_open_fds gauge",
             "# EOF",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
+        assert!(
+            text.contains(&format!(
+                "pgtenant_build_info{{version=\"{VERSION}\",revision=\"{REVISION}\"}} 1"
+            )),
+            "{text}"
+        );
         assert!(!text.contains("pgtenant_last_success_timestamp_seconds 0\n"));
+        for help in text.lines().filter(|l| l.starts_with("# HELP")) {
+            assert!(!help.contains('"') && !help.contains('\\'), "{help}");
+        }
+    }
+
+    #[test]
+    fn classic_text_renames_counter_families() {
+        let m = Metrics::new();
+        let classic = m.encode_classic();
+        for line in [
+            "# HELP pgtenant_reconciles_total Reconciles by result",
+            "# TYPE pgtenant_reconciles_total counter",
+            "pgtenant_reconciles_total{result=\"success\"} 0",
+            "# TYPE pgtenant_drift_corrections_total counter",
+            "# TYPE process_cpu_seconds_total counter",
+            "# TYPE pgtenant_input_valid gauge",
+            "# TYPE pgtenant_reconcile_duration_seconds histogram",
+        ] {
+            assert!(classic.contains(line), "missing {line:?} in\n{classic}");
+        }
+        assert!(
+            !classic.contains("# EOF") && !classic.contains("# UNIT"),
+            "{classic}"
+        );
+        assert!(!classic.contains("# TYPE pgtenant_reconciles counter"));
     }
 }

@@ -6,6 +6,7 @@ pub(crate) mod decide;
 pub(crate) mod error;
 pub(crate) mod health;
 pub(crate) mod metrics;
+pub(crate) mod process_metrics;
 pub(crate) mod shutdown;
 pub(crate) mod wait;
 pub(crate) mod watch;

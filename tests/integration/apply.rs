@@ -86,7 +86,9 @@ fn article_example_provisions_both_tenants() {
             "\"keycloak\"",
             "in",
             "sync",
-            "yes"
+            "yes",
+            "in",
+            "sync"
         ]
     );
 }
@@ -379,7 +381,8 @@ fn tenants_are_isolated_from_each_other() {
     let status = run(&server, users.path(), &["status", "--output", "json"]);
     let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     for t in doc["tenants"].as_array().unwrap() {
-        assert_eq!(t["isolated"], true, "{t}");
+        assert_eq!(t["databases"][0]["isolated"], true, "{t}");
+        assert_eq!(t["state"], "in_sync", "{t}");
     }
 }
 
@@ -456,8 +459,16 @@ fn plan_json_lists_changes() {
     assert_eq!(changes[0]["name"], "app");
     assert_eq!(changes[0]["action"], "create");
     assert_eq!(
-        changes[0]["details"],
-        serde_json::json!(["login", "password"])
+        changes[0]["attributes"],
+        serde_json::json!([
+            {"attribute": "login", "from": null, "to": true, "reason": null},
+            {"attribute": "password", "from": null, "to": null, "reason": "new"},
+        ])
+    );
+    assert_eq!(doc["format_version"], 1);
+    assert_eq!(
+        doc["summary"],
+        serde_json::json!({"tenants": 1, "create": 2, "update": 0, "conflicts": 0})
     );
     assert_eq!(changes[1]["object"], "database");
     assert_eq!(changes[1]["name"], "app_db");

@@ -148,9 +148,13 @@ fn non_superuser_admin_provisions_and_isolates_tenants() {
             "\"alpha_db\"",
             "\"alpha\"",
             "unknown",
-            "yes"
+            "yes",
+            "unknown"
         ]
     );
+    let json = as_admin(&server, &users, &["status", "-o", "json"]);
+    let doc = crate::support::schema::assert_valid("status", &json.stdout);
+    assert_eq!(doc["summary"]["unknown"], 2, "{doc}");
 
     // A second run, with a rotated password: converges, and the new
     // password works.

@@ -86,8 +86,9 @@ fn privileged_roles_are_not_taken_over_by_a_users_file_line() {
     status.assert_code(0);
     let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     for row in doc["tenants"].as_array().unwrap() {
-        let refused = row["conflict"].is_string();
-        assert_eq!(refused, row["role"] != "article", "{row}");
+        let refused = row["reason"].is_string();
+        assert_eq!(refused, row["state"] == "refused", "{row}");
+        assert_eq!(refused, row["tenant"] != "article", "{row}");
     }
 
     let apply = run(&server, users.path(), &["apply"]);

@@ -195,8 +195,9 @@ impl Sidecar {
         self.wait_log("/metrics on http://");
         let log = self.log();
         let at = log.find("/metrics on http://").unwrap() + "/metrics on http://".len();
+        // Text logs end the address with a space, JSON logs with a quote.
         log[at..]
-            .split_whitespace()
+            .split(|c: char| c.is_whitespace() || c == '"')
             .next()
             .unwrap()
             .parse()
@@ -249,6 +250,9 @@ impl Drop for Sidecar {
         }
         if std::thread::panicking() {
             eprintln!("--- pgtenant log ---\n{}", self.log());
+        } else {
+            // A JSON log (--log-format json) must match docs/schema/log.schema.json.
+            super::schema::check_log(&self.log());
         }
     }
 }

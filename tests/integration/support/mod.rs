@@ -5,6 +5,7 @@
 pub mod child;
 pub mod cli;
 pub mod pgtenant;
+pub mod schema;
 pub mod server;
 
 /// The first column of the first row of a query as the superuser, if any.

@@ -71,9 +71,29 @@ impl Pgtenant {
         cmd
     }
 
-    /// Runs to the end.
+    /// Runs to the end. Its JSON outputs (`-o json`, `--log-format json`)
+    /// are checked against the schemas in `docs/schema/`.
     pub fn run(&self) -> Run {
-        Run::from(self.command().output().expect("run pgtenant"))
+        let run = Run::from(self.command().output().expect("run pgtenant"));
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let env: Vec<(String, String)> = self
+            .env
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        super::schema::check_run(&args, &env, &run.stdout, &run.stderr);
+        run
     }
 
     /// Starts it, both streams drained by threads.
