@@ -36,6 +36,7 @@ use crate::conninfo::{self, ConnSettings};
 use crate::desired::Desired;
 use crate::health::{self, Probe};
 use crate::metrics::{Metrics, ReconcileResult};
+use crate::outputs::Outputs;
 use crate::reconcile::{self, CheckCache};
 use crate::settings::{RunSettings, Settings};
 use crate::wait::{self, Session, Waiter};
@@ -178,6 +179,8 @@ struct Daemon<'a> {
     cache: CheckCache,
     last_failed: bool,
     failure_backoff: Duration,
+    /// Bindings and PgBouncer's auth file, written after each apply.
+    outputs: Outputs,
 }
 
 /// Runs until SIGTERM or SIGINT; returns the exit code.
@@ -217,7 +220,9 @@ pub async fn run(settings: &Settings, opts: &RunSettings) -> i32 {
         cache: CheckCache::default(),
         last_failed: false,
         failure_backoff: FAILURE_BACKOFF_MIN,
+        outputs: Outputs::new(opts.outputs.clone()),
     };
+    daemon.outputs.prepare(Some(&daemon.shared.metrics));
     daemon.watch(&settings.conn);
     info!(
         users = %settings.users_file.display(),
@@ -255,6 +260,7 @@ enum Wake {
     Lost(String),
     FilesChanged,
     Due,
+    RetryReload,
 }
 
 impl Daemon<'_> {
@@ -285,9 +291,16 @@ impl Daemon<'_> {
                     reason = session.closed() => Wake::Lost(reason),
                     _ = self.watcher.changed() => Wake::FilesChanged,
                     _ = tokio::time::sleep_until(due) => Wake::Due,
+                    _ = self.outputs.retry_due() => Wake::RetryReload,
                 };
                 match wake {
                     Wake::Stop => return,
+                    Wake::RetryReload => {
+                        let metrics = &self.shared.metrics;
+                        if shutdown.guard(self.outputs.reload(Some(metrics))).await.is_none() {
+                            return;
+                        }
+                    }
                     Wake::Lost(reason) => {
                         warn!(endpoint = %self.conn.endpoint(), reason = %reason,
                             "lost the connection to postgres at {}: {reason}", self.conn.endpoint());
@@ -353,6 +366,11 @@ impl Daemon<'_> {
                             _ = shutdown.wait() => return None,
                             _ = tokio::time::sleep_until(until) => false,
                             _ = self.watcher.changed() => true,
+                            _ = self.outputs.retry_due() => {
+                                let metrics = &self.shared.metrics;
+                                shutdown.guard(self.outputs.reload(Some(metrics))).await?;
+                                continue;
+                            }
                         };
                         if !changed {
                             break;
@@ -415,12 +433,18 @@ impl Daemon<'_> {
                     }
                     metrics.record_reconcile(ReconcileResult::Success, elapsed, Some(s), refused);
                     self.shared.update(|st| st.last = Last::Succeeded);
+                    self.outputs
+                        .after_apply(&self.conn, desired, &report.outcomes, Some(metrics))
+                        .await;
                     self.last_failed = false;
                     self.failure_backoff = FAILURE_BACKOFF_MIN;
                     Applied::Done
                 } else {
                     report.log_summary();
                     metrics.record_reconcile(ReconcileResult::Failure, elapsed, Some(s), refused);
+                    self.outputs
+                        .after_apply(&self.conn, desired, &report.outcomes, Some(metrics))
+                        .await;
                     let why = format!("{} of {} tenants failed", s.failed, s.tenants);
                     self.shared.update(|st| st.last = Last::Failed(why));
                     self.last_failed = true;

@@ -2,8 +2,10 @@
 //! exit code (see [`crate::exit`]).
 
 use crate::conninfo::ConnError;
+use crate::credentials::CredentialsError;
 use crate::db::DbError;
 use crate::exit;
+use crate::pgbouncer::PgbouncerError;
 use crate::users_file::InputError;
 
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +18,15 @@ pub enum Error {
     Db(#[from] DbError),
     #[error("{failed} of {total} tenants failed")]
     TenantsFailed { failed: usize, total: usize },
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// `--pgbouncer-*` settings that cannot work (exit 2, before anything runs).
+    #[error(transparent)]
+    PgbouncerSettings(PgbouncerError),
+    /// The server was applied, but the bindings, the auth file or the
+    /// reload failed (exit 1).
+    #[error("{0}")]
+    Outputs(String),
     #[error("failed to start the runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -45,8 +56,13 @@ impl Error {
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Settings(_) | Error::Input(_) => exit::INVALID_INPUT,
-            Error::Db(_) | Error::TenantsFailed { .. } | Error::Runtime(_) => exit::FAILURE,
+            Error::Settings(_)
+            | Error::Input(_)
+            | Error::Credentials(_)
+            | Error::PgbouncerSettings(_) => exit::INVALID_INPUT,
+            Error::Db(_) | Error::TenantsFailed { .. } | Error::Outputs(_) | Error::Runtime(_) => {
+                exit::FAILURE
+            }
         }
     }
 }

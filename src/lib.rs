@@ -11,9 +11,12 @@
 //! ```
 
 pub mod apply;
+pub mod atomic_file;
+pub mod bindings_dir;
 pub mod catalog;
 pub mod cli;
 pub mod conninfo;
+pub mod credentials;
 pub mod daemon;
 pub mod db;
 pub mod desired;
@@ -24,8 +27,10 @@ pub mod exit;
 pub mod health;
 pub mod logging;
 pub mod metrics;
+pub mod outputs;
 pub mod parallel;
 pub mod password;
+pub mod pgbouncer;
 pub mod pgpass;
 pub mod plan;
 pub mod reconcile;

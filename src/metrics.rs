@@ -56,6 +56,8 @@ pub struct Metrics {
     tenants: Family<Labels, Gauge>,
     input_valid: Gauge,
     postgres_up: Gauge,
+    pgbouncer_reloads: Family<Labels, Counter>,
+    output_errors: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -73,6 +75,8 @@ impl Metrics {
         let tenants = Family::<Labels, Gauge>::default();
         let input_valid = Gauge::default();
         let postgres_up = Gauge::default();
+        let pgbouncer_reloads = Family::<Labels, Counter>::default();
+        let output_errors = Family::<Labels, Counter>::default();
         registry.register(
             "reconciles",
             "Reconciles by result: success, failure (some tenants failed), error (could not run)",
@@ -103,6 +107,22 @@ impl Metrics {
             "1 while pgtenant holds a session to the server, else 0",
             postgres_up.clone(),
         );
+        registry.register(
+            "pgbouncer_reloads",
+            "RELOADs sent to PgBouncer's admin console after its auth file changed, by result: success, failure (retried)",
+            pgbouncer_reloads.clone(),
+        );
+        registry.register(
+            "output_errors",
+            "Failed writes of what apply writes besides the server, by output: bindings, pgbouncer_auth_file",
+            output_errors.clone(),
+        );
+        for r in ["success", "failure"] {
+            let _ = pgbouncer_reloads.get_or_create(&[("result", r)]);
+        }
+        for o in ["bindings", "pgbouncer_auth_file"] {
+            let _ = output_errors.get_or_create(&[("output", o)]);
+        }
         // Every series exists from the start, so a dashboard shows 0, not "no data".
         for r in [
             ReconcileResult::Success,
@@ -122,7 +142,21 @@ impl Metrics {
             tenants,
             input_valid,
             postgres_up,
+            pgbouncer_reloads,
+            output_errors,
         }
+    }
+
+    pub fn record_pgbouncer_reload(&self, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.pgbouncer_reloads
+            .get_or_create(&[("result", result)])
+            .inc();
+    }
+
+    /// `output` is `bindings` or `pgbouncer_auth_file`.
+    pub fn record_output_error(&self, output: &'static str) {
+        self.output_errors.get_or_create(&[("output", output)]).inc();
     }
 
     pub fn record_reconcile(
@@ -206,6 +240,8 @@ mod tests {
             "pgtenant_tenants{state=\"refused\"} 0",
             "pgtenant_input_valid 1",
             "pgtenant_postgres_up 0",
+            "pgtenant_pgbouncer_reloads_total{result=\"failure\"} 0",
+            "pgtenant_output_errors_total{output=\"bindings\"} 0",
             "# EOF",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");

@@ -5,12 +5,15 @@ use std::io::Write;
 
 use tracing::{info, warn};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, CredentialsFormat};
+use crate::conninfo::Host;
+use crate::credentials::{self, Address, CredentialsError};
+use crate::outputs::{OutputSettings, Outputs};
 use crate::desired::Desired;
 use crate::env::Env;
 use crate::error::Error;
 use crate::render::{self, Format};
-use crate::settings::{self, CommandSettings, Settings};
+use crate::settings::{self, CommandSettings, CredentialsSettings, Settings};
 use crate::{daemon, exit, logging, reconcile, status, users_file, wait};
 
 /// Runs one command to completion and returns the exit code it earned.
@@ -24,14 +27,23 @@ pub fn run(cli: Cli, env: Env) -> Result<i32, Error> {
     // none; `run` keeps going on an invalid one and reads it again on change).
     match &settings.command {
         CommandSettings::Run(run) => {
+            run.outputs.validate().map_err(Error::PgbouncerSettings)?;
             return Ok(runtime()?.block_on(daemon::run(&settings, run)));
         }
         CommandSettings::Wait { timeout } => {
             return Ok(runtime()?.block_on(wait::command(&settings.conn, *timeout)));
         }
+        CommandSettings::Apply(outputs) => {
+            outputs.validate().map_err(Error::PgbouncerSettings)?;
+        }
         _ => {}
     }
     let desired = load_input(&settings)?;
+    if let CommandSettings::Credentials(c) = &settings.command {
+        // From the input alone: no server, no runtime.
+        print(&credentials(&settings, c, &desired)?);
+        return Ok(exit::SUCCESS);
+    }
     runtime()?.block_on(dispatch(&settings, &desired))
 }
 
@@ -54,9 +66,12 @@ pub fn load_input(settings: &Settings) -> Result<Desired, Error> {
 
 async fn dispatch(settings: &Settings, desired: &Desired) -> Result<i32, Error> {
     match settings.command {
-        CommandSettings::Apply => {
+        CommandSettings::Apply(ref outputs) => {
             let report = reconcile::apply(&settings.conn, desired, settings.options, None).await?;
             report.log_summary();
+            if !outputs.is_empty() {
+                written(outputs, &settings.conn, desired, &report.outcomes).await?;
+            }
             let s = report.summary();
             if s.failed > 0 {
                 return Err(Error::TenantsFailed {
@@ -96,10 +111,68 @@ async fn dispatch(settings: &Settings, desired: &Desired) -> Result<i32, Error> 
             });
             Ok(exit::SUCCESS)
         }
-        CommandSettings::Run(_) | CommandSettings::Wait { .. } => {
+        CommandSettings::Run(_) | CommandSettings::Wait { .. } | CommandSettings::Credentials(_) => {
             unreachable!("long-running commands are dispatched by run()")
         }
     }
+}
+
+/// `apply`'s bindings and PgBouncer auth file; a failed reload is tried
+/// again twice before `apply` gives up (exit 1).
+async fn written(
+    outputs: &OutputSettings,
+    conn: &crate::conninfo::ConnSettings,
+    desired: &Desired,
+    outcomes: &[crate::apply::TenantOutcome],
+) -> Result<(), Error> {
+    let mut out = Outputs::new(outputs.clone());
+    let mut ok = out.after_apply(conn, desired, outcomes, None).await;
+    for _ in 0..2 {
+        if !out.reload_pending() {
+            break;
+        }
+        out.retry_due().await;
+        ok = out.reload(None).await;
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Outputs(
+            "the server was applied, but writing the bindings or the pgbouncer auth file, or reloading pgbouncer, failed".to_owned(),
+        ))
+    }
+}
+
+/// `pgtenant credentials`: the input's tenants in the asked format.
+fn credentials(
+    settings: &Settings,
+    c: &CredentialsSettings,
+    desired: &Desired,
+) -> Result<String, Error> {
+    let address = Address {
+        host: match &settings.conn.host {
+            Host::Tcp(name) => name.clone(),
+            Host::Socket(dir) => dir.display().to_string(),
+        },
+        port: settings.conn.port,
+        sslmode: c.sslmode,
+    };
+    let bindings = credentials::bindings(desired, &address, &c.names)?;
+    Ok(match c.output {
+        CredentialsFormat::Uri => credentials::render_uri(&bindings),
+        CredentialsFormat::Json => credentials::render_json(&bindings),
+        CredentialsFormat::Env => match bindings.as_slice() {
+            [one] => credentials::render_env(one)?,
+            other => {
+                return Err(CredentialsError::EnvNeedsOneName { count: other.len() }.into());
+            }
+        },
+        CredentialsFormat::Kubernetes => credentials::render_kubernetes(
+            &bindings,
+            &c.secret_name,
+            c.namespace.as_deref(),
+        )?,
+    })
 }
 
 fn print(text: &str) {

@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, LogFormat, LogLevel};
-use crate::conninfo::{self, ConnError, ConnFlags, ConnSettings};
+use crate::cli::{Cli, Command, CredentialsFormat, LogFormat, LogLevel, OutputArgs};
+use crate::conninfo::{self, ConnError, ConnFlags, ConnSettings, SslMode};
+use crate::outputs::{BindingsSettings, OutputSettings, PgbouncerSettings};
 use crate::env::Env;
 use crate::plan::Options;
 use crate::render::Format;
@@ -29,7 +30,8 @@ pub struct Settings {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandSettings {
-    Apply,
+    Apply(OutputSettings),
+    Credentials(CredentialsSettings),
     Plan { exit_code: bool, output: Format },
     Status { output: Format },
     Run(RunSettings),
@@ -41,6 +43,42 @@ pub enum CommandSettings {
 pub struct RunSettings {
     pub resync_interval: Duration,
     pub listen: Option<SocketAddr>,
+    pub outputs: OutputSettings,
+}
+
+/// `pgtenant credentials`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialsSettings {
+    pub names: Vec<String>,
+    pub output: CredentialsFormat,
+    pub sslmode: Option<SslMode>,
+    pub namespace: Option<String>,
+    pub secret_name: String,
+}
+
+fn outputs(args: OutputArgs, env: &Env) -> OutputSettings {
+    let admin = args.pgbouncer_admin.map(|conninfo| {
+        let file = env
+            .get_os(crate::pgbouncer::PASSWORD_FILE_VAR)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        (conninfo, file)
+    });
+    OutputSettings {
+        bindings: args.bindings_dir.map(|dir| BindingsSettings {
+            dir,
+            host: args.bindings_host,
+            port: args.bindings_port,
+            sslmode: args.bindings_sslmode,
+            file_mode: args.bindings_mode,
+        }),
+        pgbouncer: args.pgbouncer_auth_file.map(|auth_file| PgbouncerSettings {
+            auth_file,
+            mode: args.pgbouncer_auth_file_mode,
+            admin,
+        }),
+    }
 }
 
 pub fn resolve(cli: Cli, env: &Env) -> Result<Settings, ConnError> {
@@ -53,15 +91,30 @@ pub fn resolve(cli: Cli, env: &Env) -> Result<Settings, ConnError> {
     };
     let conn = conninfo::resolve(&flags, env)?;
     let command = match cli.command {
-        Command::Apply => CommandSettings::Apply,
+        Command::Apply { outputs: o } => CommandSettings::Apply(outputs(o, env)),
+        Command::Credentials {
+            names,
+            output,
+            sslmode,
+            namespace,
+            secret_name,
+        } => CommandSettings::Credentials(CredentialsSettings {
+            names,
+            output,
+            sslmode,
+            namespace,
+            secret_name,
+        }),
         Command::Plan { exit_code, output } => CommandSettings::Plan { exit_code, output },
         Command::Status { output } => CommandSettings::Status { output },
         Command::Run {
             resync_interval,
             listen,
+            outputs: o,
         } => CommandSettings::Run(RunSettings {
             resync_interval,
             listen,
+            outputs: outputs(o, env),
         }),
         Command::Wait { timeout } => CommandSettings::Wait { timeout },
     };
