@@ -3,6 +3,7 @@
 
 mod apply;
 mod concurrency;
+mod credentials;
 mod faults;
 mod files;
 mod fixture;
