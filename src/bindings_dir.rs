@@ -82,9 +82,10 @@ pub fn write(
     for b in bindings {
         wanted.insert(&b.name);
         if b.name.is_empty() || b.name.starts_with('.') || b.name.contains('/') {
-            written
-                .failed
-                .push((b.name.clone(), BindingsError::BadName(b.name.clone()).to_string()));
+            written.failed.push((
+                b.name.clone(),
+                BindingsError::BadName(b.name.clone()).to_string(),
+            ));
             continue;
         }
         match write_app(&root.join(&b.name), b, file_mode, dmode) {
@@ -198,7 +199,10 @@ fn write_app(dir: &Path, b: &Binding, file_mode: u32, dmode: u32) -> Result<bool
         let entry = entry.map_err(io_err(dir))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
-        if name.starts_with("..") && name != DATA && Some(entry.file_name()) != Some(version_name.clone()) {
+        if name.starts_with("..")
+            && name != DATA
+            && Some(entry.file_name()) != Some(version_name.clone())
+        {
             let _ = fs::remove_dir_all(&path);
         } else if !name.starts_with('.') && !keys.contains(name.as_str()) {
             let _ = fs::remove_file(&path);
@@ -220,7 +224,10 @@ fn same_content(version: &Path, entries: &[(&'static str, String)], file_mode: u
         let mode_ok = fs::metadata(&path)
             .map(|m| m.permissions().mode() & 0o7777 == file_mode)
             .unwrap_or(false);
-        mode_ok && fs::read(&path).map(|c| c == value.as_bytes()).unwrap_or(false)
+        mode_ok
+            && fs::read(&path)
+                .map(|c| c == value.as_bytes())
+                .unwrap_or(false)
     })
 }
 
@@ -260,7 +267,10 @@ mod tests {
         let root = tmp.path().join("bindings");
         let w = write(&root, &[b("app", "one"), b("other", "x")], &[], 0o600).unwrap();
         assert_eq!(w.updated, ["app", "other"]);
-        assert_eq!(fs::read_to_string(root.join("app/password")).unwrap(), "one");
+        assert_eq!(
+            fs::read_to_string(root.join("app/password")).unwrap(),
+            "one"
+        );
         assert_eq!(mode(&root), 0o700);
         assert_eq!(mode(&root.join("app")), 0o700);
         assert_eq!(mode(&root.join("app/password")), 0o600);
@@ -273,7 +283,10 @@ mod tests {
         let w = write(&root, &[b("app", "two")], &[], 0o600).unwrap();
         assert_eq!(w.updated, ["app"]);
         assert_eq!(w.removed, ["other"]);
-        assert_eq!(fs::read_to_string(root.join("app/password")).unwrap(), "two");
+        assert_eq!(
+            fs::read_to_string(root.join("app/password")).unwrap(),
+            "two"
+        );
         assert!(!root.join("other").exists());
         // Only one version directory is left behind.
         let versions = fs::read_dir(root.join("app"))
@@ -304,8 +317,13 @@ mod tests {
         ));
         assert!(tmp.path().join("precious").exists());
         let root = tmp.path().join("b");
-        let w = write(&root, &[b("a/b", "p"), b(".hidden", "p"), b("ok", "p")], &[], 0o600)
-            .unwrap();
+        let w = write(
+            &root,
+            &[b("a/b", "p"), b(".hidden", "p"), b("ok", "p")],
+            &[],
+            0o600,
+        )
+        .unwrap();
         assert_eq!(w.updated, ["ok"]);
         assert_eq!(w.failed.len(), 2);
         // A directory without ..data is not ours: never removed.

@@ -121,8 +121,12 @@ pub struct OutputArgs {
     /// PgBouncer's admin console (libpq key=value or URI, no password), told to
     /// RELOAD whenever the auth file changes; the password is read from the file
     /// named by $PGTENANT_PGBOUNCER_PASSWORD_FILE.
-    #[arg(long, env = "PGTENANT_PGBOUNCER_ADMIN", value_name = "CONNINFO",
-          requires = "pgbouncer_auth_file")]
+    #[arg(
+        long,
+        env = "PGTENANT_PGBOUNCER_ADMIN",
+        value_name = "CONNINFO",
+        requires = "pgbouncer_auth_file"
+    )]
     pub pgbouncer_admin: Option<String>,
 }
 

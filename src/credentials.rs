@@ -427,7 +427,12 @@ mod tests {
 
     #[test]
     fn uri_encodes_every_reserved_character() {
-        let b = binding("a@b", "p@ss/w:rd?#[]%+ é", "db.example", Some(SslMode::Require));
+        let b = binding(
+            "a@b",
+            "p@ss/w:rd?#[]%+ é",
+            "db.example",
+            Some(SslMode::Require),
+        );
         assert_eq!(
             b.uri(),
             "postgresql://a%40b:p%40ss%2Fw%3Ard%3F%23%5B%5D%25%2B%20%C3%A9@db.example:5432/a%40b_db?sslmode=require"

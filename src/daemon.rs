@@ -297,7 +297,11 @@ impl Daemon<'_> {
                     Wake::Stop => return,
                     Wake::RetryReload => {
                         let metrics = &self.shared.metrics;
-                        if shutdown.guard(self.outputs.reload(Some(metrics))).await.is_none() {
+                        if shutdown
+                            .guard(self.outputs.reload(Some(metrics)))
+                            .await
+                            .is_none()
+                        {
                             return;
                         }
                     }
@@ -431,11 +435,13 @@ impl Daemon<'_> {
                             s.tenants
                         );
                     }
-                    metrics.record_reconcile(ReconcileResult::Success, elapsed, Some(s), refused);
-                    self.shared.update(|st| st.last = Last::Succeeded);
+                    // Outputs first: once /readyz says ready, the bindings
+                    // and the auth file are those of this apply.
                     self.outputs
                         .after_apply(&self.conn, desired, &report.outcomes, Some(metrics))
                         .await;
+                    metrics.record_reconcile(ReconcileResult::Success, elapsed, Some(s), refused);
+                    self.shared.update(|st| st.last = Last::Succeeded);
                     self.last_failed = false;
                     self.failure_backoff = FAILURE_BACKOFF_MIN;
                     Applied::Done

@@ -156,7 +156,9 @@ impl Metrics {
 
     /// `output` is `bindings` or `pgbouncer_auth_file`.
     pub fn record_output_error(&self, output: &'static str) {
-        self.output_errors.get_or_create(&[("output", output)]).inc();
+        self.output_errors
+            .get_or_create(&[("output", output)])
+            .inc();
     }
 
     pub fn record_reconcile(

@@ -49,7 +49,9 @@ pub enum PgbouncerError {
     Conninfo(String),
     #[error("--pgbouncer-admin names no user")]
     NoUser,
-    #[error("--pgbouncer-admin needs {PASSWORD_FILE_VAR}, the file with the console user's password")]
+    #[error(
+        "--pgbouncer-admin needs {PASSWORD_FILE_VAR}, the file with the console user's password"
+    )]
     NoPasswordFile,
     #[error("{PASSWORD_FILE_VAR}: {0}")]
     PasswordFile(String),
@@ -152,10 +154,7 @@ impl Console {
         };
         match tokio::time::timeout(RELOAD_TIMEOUT, run).await {
             Ok(r) => r,
-            Err(_) => Err(format!(
-                "no answer within {} s",
-                RELOAD_TIMEOUT.as_secs()
-            )),
+            Err(_) => Err(format!("no answer within {} s", RELOAD_TIMEOUT.as_secs())),
         }
     }
 
@@ -180,7 +179,9 @@ fn quote(field: &str) -> String {
 
 /// Renders the auth file: one line per (name, secret), in the order given.
 pub fn render(lines: &[(String, String)]) -> String {
-    let mut out = String::from("# Written by pgtenant from pg_authid; do not edit.\n");
+    // PgBouncer takes `;` for a comment, and nothing else that is not a
+    // quoted field.
+    let mut out = String::from("; Written by pgtenant from pg_authid; do not edit.\n");
     for (name, secret) in lines {
         out.push_str(&quote(name));
         out.push(' ');
@@ -311,7 +312,10 @@ mod tests {
     #[test]
     fn quoting_round_trips() {
         let lines = vec![
-            ("a\"b\"\"c".to_owned(), "SCRAM-SHA-256$4096:c2FsdA==$a:b".to_owned()),
+            (
+                "a\"b\"\"c".to_owned(),
+                "SCRAM-SHA-256$4096:c2FsdA==$a:b".to_owned(),
+            ),
             ("日本".to_owned(), "md5abc".to_owned()),
             ("x'; DROP ROLE y; --".to_owned(), "md5def".to_owned()),
         ];
@@ -334,7 +338,10 @@ mod tests {
         let first = content(&path, Some(&console), &tenants).unwrap();
         assert!(!first.contains("console-pw"));
         assert!(sync(&path, &first, 0o600).unwrap());
-        assert!(!sync(&path, &first, 0o600).unwrap(), "unchanged: not rewritten");
+        assert!(
+            !sync(&path, &first, 0o600).unwrap(),
+            "unchanged: not rewritten"
+        );
         // Same password: the same line (no new salt), so the same file.
         assert_eq!(content(&path, Some(&console), &tenants).unwrap(), first);
         // New password: a new verifier that verifies it.
@@ -360,6 +367,46 @@ mod tests {
             content(&path, Some(&console), &clash),
             Err(PgbouncerError::ConsoleIsTenant(_))
         ));
+    }
+
+    /// Readers racing rewrites only ever see a whole old or a whole new
+    /// file: never empty, never a mix.
+    #[test]
+    fn readers_racing_a_rewrite_see_old_or_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("userlist.txt");
+        let line = |c: char| {
+            format!(
+                "\"{}\" \"SCRAM-SHA-256$4096:x\"\n",
+                c.to_string().repeat(60)
+            )
+        };
+        let a: String = (0..2000).map(|_| line('a')).collect();
+        let b: String = (0..3000).map(|_| line('b')).collect();
+        sync(&path, &a, 0o600).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut reads = 0u32;
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            let got = fs::read_to_string(&path).unwrap();
+                            assert!(got == a || got == b, "a torn read of {} bytes", got.len());
+                            reads += 1;
+                        }
+                        reads
+                    })
+                })
+                .collect();
+            for i in 0..200 {
+                sync(&path, if i % 2 == 0 { &b } else { &a }, 0o600).unwrap();
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            for r in readers {
+                assert!(r.join().unwrap() > 0);
+            }
+        });
     }
 
     #[test]

@@ -8,10 +8,10 @@ use tracing::{info, warn};
 use crate::cli::{Cli, CredentialsFormat};
 use crate::conninfo::Host;
 use crate::credentials::{self, Address, CredentialsError};
-use crate::outputs::{OutputSettings, Outputs};
 use crate::desired::Desired;
 use crate::env::Env;
 use crate::error::Error;
+use crate::outputs::{OutputSettings, Outputs};
 use crate::render::{self, Format};
 use crate::settings::{self, CommandSettings, CredentialsSettings, Settings};
 use crate::{daemon, exit, logging, reconcile, status, users_file, wait};
@@ -111,7 +111,9 @@ async fn dispatch(settings: &Settings, desired: &Desired) -> Result<i32, Error> 
             });
             Ok(exit::SUCCESS)
         }
-        CommandSettings::Run(_) | CommandSettings::Wait { .. } | CommandSettings::Credentials(_) => {
+        CommandSettings::Run(_)
+        | CommandSettings::Wait { .. }
+        | CommandSettings::Credentials(_) => {
             unreachable!("long-running commands are dispatched by run()")
         }
     }
@@ -167,11 +169,9 @@ fn credentials(
                 return Err(CredentialsError::EnvNeedsOneName { count: other.len() }.into());
             }
         },
-        CredentialsFormat::Kubernetes => credentials::render_kubernetes(
-            &bindings,
-            &c.secret_name,
-            c.namespace.as_deref(),
-        )?,
+        CredentialsFormat::Kubernetes => {
+            credentials::render_kubernetes(&bindings, &c.secret_name, c.namespace.as_deref())?
+        }
     })
 }
 

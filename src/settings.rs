@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::cli::{Cli, Command, CredentialsFormat, LogFormat, LogLevel, OutputArgs};
 use crate::conninfo::{self, ConnError, ConnFlags, ConnSettings, SslMode};
-use crate::outputs::{BindingsSettings, OutputSettings, PgbouncerSettings};
 use crate::env::Env;
+use crate::outputs::{BindingsSettings, OutputSettings, PgbouncerSettings};
 use crate::plan::Options;
 use crate::render::Format;
 

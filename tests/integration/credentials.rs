@@ -96,17 +96,32 @@ fn every_hostile_password_logs_in_with_the_printed_uri_env_and_bindings() {
     }
     // A wrong password in the same URI is refused: the URI is what logs in.
     let wrong = uris[0].replacen('@', "x@", 1);
-    assert!(!psql().args([&wrong, "-c", WHO]).output().unwrap().status.success());
+    assert!(!psql()
+        .args([&wrong, "-c", WHO])
+        .output()
+        .unwrap()
+        .status
+        .success());
 
     // -o env NAME, loaded by a POSIX shell: the PG* variables, and DATABASE_URL.
     let env_file = users.dir().join("app.env");
     for c in &doc.credentials {
-        let out = run(&server, users.path(), &["credentials", "-o", "env", &c.name]);
+        let out = run(
+            &server,
+            users.path(),
+            &["credentials", "-o", "env", &c.name],
+        );
         out.assert_code(0);
         std::fs::write(&env_file, &out.stdout).unwrap();
         for script in [
-            format!("set -a; . '{}'; exec psql -X -At -c \"$1\"", env_file.display()),
-            format!(". '{}'; exec psql -X -At -c \"$1\" \"$DATABASE_URL\"", env_file.display()),
+            format!(
+                "set -a; . '{}'; exec psql -X -At -c \"$1\"",
+                env_file.display()
+            ),
+            format!(
+                ". '{}'; exec psql -X -At -c \"$1\" \"$DATABASE_URL\"",
+                env_file.display()
+            ),
         ] {
             let got = who(
                 Command::new("sh")
@@ -117,7 +132,13 @@ fn every_hostile_password_logs_in_with_the_printed_uri_env_and_bindings() {
                     .unwrap(),
                 &c.name,
             );
-            assert_eq!(got, expected(&c.name), "env of {:?}: {}", c.name, out.stdout);
+            assert_eq!(
+                got,
+                expected(&c.name),
+                "env of {:?}: {}",
+                c.name,
+                out.stdout
+            );
         }
     }
 
@@ -130,7 +151,10 @@ fn every_hostile_password_logs_in_with_the_printed_uri_env_and_bindings() {
         let read = |key: &str| std::fs::read_to_string(dir.join(key)).unwrap();
         assert_eq!(read("password"), c.password);
         assert_eq!(read("type"), "postgresql");
-        let got = who(psql().args([&read("uri"), "-c", WHO]).output().unwrap(), &c.name);
+        let got = who(
+            psql().args([&read("uri"), "-c", WHO]).output().unwrap(),
+            &c.name,
+        );
         assert_eq!(got, expected(&c.name));
         // The separate entries: exactly the login's parts.
         server
@@ -178,7 +202,13 @@ fn credentials_need_no_server_and_name_unknown_users() {
         ("PGPORT", "1"),
     ];
     let out = run_raw(
-        &["credentials", "--host", "postgres.tyr.svc", "--sslmode", "require"],
+        &[
+            "credentials",
+            "--host",
+            "postgres.tyr.svc",
+            "--sslmode",
+            "require",
+        ],
         &env,
     );
     out.assert_code(0);
@@ -191,7 +221,11 @@ fn credentials_need_no_server_and_name_unknown_users() {
 
     let out = run_raw(&["credentials", "nobody"], &env);
     out.assert_code(2);
-    assert!(out.stderr.contains("\"nobody\" is not a user of the input"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("\"nobody\" is not a user of the input"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stdout.is_empty());
 
     // -o env is one application's.
@@ -203,7 +237,10 @@ fn credentials_need_no_server_and_name_unknown_users() {
     let bad = UsersFile::new("keycloak:pw\nno colon\n");
     let out = run_raw(
         &["credentials"],
-        &[("DBUSERS", bad.path().to_str().unwrap()), ("PGPASSWORD", "x")],
+        &[
+            ("DBUSERS", bad.path().to_str().unwrap()),
+            ("PGPASSWORD", "x"),
+        ],
     );
     out.assert_code(2);
     assert!(out.stdout.is_empty());
@@ -226,7 +263,11 @@ fn kubernetes_secrets_carry_the_servicebinding_entries() {
     );
     out.assert_code(0);
     assert!(!out.stdout.contains("kc-pass"), "passwords only in base64");
-    let docs: Vec<&str> = out.stdout.split("---\n").filter(|d| !d.is_empty()).collect();
+    let docs: Vec<&str> = out
+        .stdout
+        .split("---\n")
+        .filter(|d| !d.is_empty())
+        .collect();
     assert_eq!(docs.len(), 2);
     let entry = |doc: &str, key: &str| -> String {
         let line = doc

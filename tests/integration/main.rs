@@ -9,6 +9,7 @@ mod files;
 mod fixture;
 mod hostile;
 mod output;
+mod pgbouncer;
 mod privilege;
 mod run;
 mod secrecy;

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 pub mod cli;
+pub mod pgbouncer;
 pub mod server;
 
 /// The first column of the first row of a query as the superuser, if any.
