@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::conninfo::SslMode;
+use crate::input::conninfo::SslMode;
 use crate::render::Format;
 
 /// The article's path: the Secret is mounted at /run/secrets/postgres.
@@ -210,7 +210,7 @@ pub enum Command {
         #[arg(long, value_name = "NAMESPACE")]
         namespace: Option<String>,
         /// -o kubernetes: the Secrets' name, {name} being the application.
-        #[arg(long, value_name = "TEMPLATE", default_value = crate::credentials::DEFAULT_SECRET_NAME)]
+        #[arg(long, value_name = "TEMPLATE", default_value = crate::outputs::credentials::DEFAULT_SECRET_NAME)]
         secret_name: String,
     },
     /// Wait until the server accepts connections and answers a query: exit 0

@@ -1,12 +1,12 @@
 //! The top-level error: one variant per layer, each mapped to a documented
 //! exit code (see [`crate::exit`]).
 
-use crate::conninfo::ConnError;
-use crate::credentials::CredentialsError;
-use crate::db::DbError;
 use crate::exit;
-use crate::pgbouncer::PgbouncerError;
-use crate::users_file::InputError;
+use crate::input::conninfo::ConnError;
+use crate::input::users_file::InputError;
+use crate::outputs::credentials::CredentialsError;
+use crate::outputs::pgbouncer::PgbouncerError;
+use crate::server::db::DbError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

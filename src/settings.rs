@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{Cli, Command, CredentialsFormat, LogFormat, LogLevel, OutputArgs};
-use crate::conninfo::{self, ConnError, ConnFlags, ConnSettings, SslMode};
-use crate::env::Env;
+use crate::input::conninfo::{self, ConnError, ConnFlags, ConnSettings, SslMode};
+use crate::input::env::Env;
 use crate::outputs::{BindingsSettings, OutputSettings, PgbouncerSettings};
-use crate::plan::Options;
+use crate::reconcile::plan::Options;
 use crate::render::Format;
 
 #[derive(Debug, Clone)]
@@ -59,7 +59,7 @@ pub struct CredentialsSettings {
 fn outputs(args: OutputArgs, env: &Env) -> OutputSettings {
     let admin = args.pgbouncer_admin.map(|conninfo| {
         let file = env
-            .get_os(crate::pgbouncer::PASSWORD_FILE_VAR)
+            .get_os(crate::outputs::pgbouncer::PASSWORD_FILE_VAR)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
             .unwrap_or_default();

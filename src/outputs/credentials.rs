@@ -27,8 +27,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::Serialize;
 
-use crate::conninfo::SslMode;
-use crate::desired::{Desired, Password};
+use crate::input::conninfo::SslMode;
+use crate::input::desired::{Desired, Password};
 
 /// The `provider` entry of a binding.
 pub const PROVIDER: &str = "pgtenant";

@@ -6,15 +6,17 @@ use std::io::Write;
 use tracing::{info, warn};
 
 use crate::cli::{Cli, CredentialsFormat};
-use crate::conninfo::Host;
-use crate::credentials::{self, Address, CredentialsError};
-use crate::desired::Desired;
-use crate::env::Env;
 use crate::error::Error;
+use crate::input::conninfo::Host;
+use crate::input::desired::Desired;
+use crate::input::env::Env;
+use crate::outputs::credentials::{self, Address, CredentialsError};
 use crate::outputs::{OutputSettings, Outputs};
 use crate::render::{self, Format};
 use crate::settings::{self, CommandSettings, CredentialsSettings, Settings};
-use crate::{daemon, exit, logging, reconcile, status, users_file, wait};
+use crate::{
+    exit, input::users_file, logging, reconcile, reconcile::status, sidecar::daemon, sidecar::wait,
+};
 
 /// Runs one command to completion and returns the exit code it earned.
 pub fn run(cli: Cli, env: Env) -> Result<i32, Error> {
@@ -123,9 +125,9 @@ async fn dispatch(settings: &Settings, desired: &Desired) -> Result<i32, Error> 
 /// again twice before `apply` gives up (exit 1).
 async fn written(
     outputs: &OutputSettings,
-    conn: &crate::conninfo::ConnSettings,
+    conn: &crate::input::conninfo::ConnSettings,
     desired: &Desired,
-    outcomes: &[crate::apply::TenantOutcome],
+    outcomes: &[crate::reconcile::apply::TenantOutcome],
 ) -> Result<(), Error> {
     let mut out = Outputs::new(outputs.clone());
     let mut ok = out.after_apply(conn, desired, outcomes, None).await;

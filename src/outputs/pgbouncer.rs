@@ -28,13 +28,11 @@ use std::time::Duration;
 
 use tokio_postgres::Client;
 
-use crate::atomic_file;
-use crate::conninfo::Password;
-use crate::db::DbError;
-use crate::scram::{ScramVerifier, DEFAULT_ITERATIONS};
+use crate::input::conninfo::Password;
+use crate::outputs::atomic_file;
+use crate::reconcile::scram::{ScramVerifier, DEFAULT_ITERATIONS};
+use crate::server::db::DbError;
 
-/// Default mode of the auth file.
-pub const DEFAULT_MODE: u32 = 0o600;
 /// The variable naming the file with the console user's password.
 pub const PASSWORD_FILE_VAR: &str = "PGTENANT_PGBOUNCER_PASSWORD_FILE";
 /// Bounds a reload: connect, authenticate, `RELOAD`.
@@ -128,7 +126,7 @@ impl Console {
 
     /// Reads the password file named by [`PASSWORD_FILE_VAR`].
     pub fn password_from_file(path: &Path) -> Result<Password, PgbouncerError> {
-        crate::secret_file::read_secret_file(path)
+        crate::input::secret_file::read_secret_file(path)
             .map(Password::new)
             .map_err(|e| PgbouncerError::PasswordFile(e.to_string()))
     }
@@ -141,13 +139,13 @@ impl Console {
                 .config
                 .connect(tokio_postgres::NoTls)
                 .await
-                .map_err(|e| crate::db::describe(&e))?;
+                .map_err(|e| crate::server::db::describe(&e))?;
             let conn = tokio::spawn(connection);
             let result = client
                 .simple_query("RELOAD")
                 .await
                 .map(|_| ())
-                .map_err(|e| crate::db::describe(&e));
+                .map_err(|e| crate::server::db::describe(&e));
             drop(client);
             let _ = conn.await;
             result

@@ -22,14 +22,11 @@ use std::io;
 use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::atomic_file;
-use crate::credentials::Binding;
+use crate::outputs::atomic_file;
+use crate::outputs::credentials::Binding;
 
 const MARKER: &str = ".pgtenant-bindings";
 const DATA: &str = "..data";
-
-/// Default mode of the entry files; directories get the matching `x` bits.
-pub const DEFAULT_FILE_MODE: u32 = 0o600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BindingsError {
@@ -240,8 +237,8 @@ fn links_ok(dir: &Path, entries: &[(&'static str, String)]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credentials::Address;
-    use crate::desired::Password;
+    use crate::input::desired::Password;
+    use crate::outputs::credentials::Address;
 
     fn b(name: &str, pw: &str) -> Binding {
         Binding {

@@ -12,14 +12,27 @@ use std::time::Duration;
 
 use tracing::{debug, error, info, warn};
 
-use crate::apply::TenantOutcome;
-use crate::bindings_dir;
-use crate::conninfo::{ConnSettings, Host, Password, SslMode};
-use crate::credentials::{self, Address};
-use crate::db;
-use crate::desired::Desired;
-use crate::metrics::Metrics;
-use crate::pgbouncer::{self, Console, PgbouncerError};
+pub mod atomic_file;
+pub mod bindings_dir;
+pub mod credentials;
+pub mod pgbouncer;
+
+/// Where outcomes are counted (`/metrics` in `run`): the sidecar implements
+/// it, so that this module does not depend on the sidecar.
+pub trait Recorder {
+    fn pgbouncer_reload(&self, success: bool);
+    /// `output` is `bindings` or `pgbouncer_auth_file`.
+    fn output_error(&self, output: &'static str);
+}
+
+type Metrics = dyn Recorder;
+
+use crate::input::conninfo::{ConnSettings, Host, Password, SslMode};
+use crate::input::desired::Desired;
+use crate::reconcile::apply::TenantOutcome;
+use crate::server::db;
+use credentials::Address;
+use pgbouncer::{Console, PgbouncerError};
 
 /// First delay before a failed reload is tried again; doubled up to
 /// [`RELOAD_RETRY_MAX`].
@@ -136,7 +149,7 @@ impl Outputs {
             Err(e) => {
                 error!(file = %p.auth_file.display(), "failed to write the pgbouncer auth file: {e}");
                 if let Some(m) = metrics {
-                    m.record_output_error("pgbouncer_auth_file");
+                    m.output_error("pgbouncer_auth_file");
                 }
             }
         }
@@ -207,7 +220,7 @@ impl Outputs {
             Ok(()) => {
                 info!(endpoint = %current.endpoint, "pgbouncer at {} reloaded its auth file", current.endpoint);
                 if let Some(m) = metrics {
-                    m.record_pgbouncer_reload(true);
+                    m.pgbouncer_reload(true);
                 }
                 self.last_good_console = console_password(&p);
                 self.reload_pending = false;
@@ -230,7 +243,7 @@ impl Outputs {
             delay.as_secs()
         );
         if let Some(m) = metrics {
-            m.record_pgbouncer_reload(false);
+            m.pgbouncer_reload(false);
         }
         self.reload_pending = true;
         self.retry_at = Some(tokio::time::Instant::now() + delay);
@@ -296,7 +309,7 @@ fn write_bindings(
             for (name, why) in &w.failed {
                 error!(application = %name, "bindings of {name:?}: {why}");
                 if let Some(m) = metrics {
-                    m.record_output_error("bindings");
+                    m.output_error("bindings");
                 }
             }
             w.failed.is_empty()
@@ -304,7 +317,7 @@ fn write_bindings(
         Err(e) => {
             error!("{e}");
             if let Some(m) = metrics {
-                m.record_output_error("bindings");
+                m.output_error("bindings");
             }
             false
         }
