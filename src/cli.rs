@@ -190,9 +190,11 @@ pub enum Command {
         #[command(flatten)]
         outputs: OutputArgs,
     },
-    /// Print what applications need to connect, with their passwords: from
-    /// the input files only, no server needed. --host and --port give the
-    /// address applications use [default: the server pgtenant connects to].
+    /// Print each application's connection details, password included, from
+    /// the input files alone (no server).
+    ///
+    /// --host and --port give the address applications use [default: the
+    /// server pgtenant connects to]. Passwords are printed on stdout only.
     Credentials {
         /// Only these applications, in this order [default: every tenant].
         #[arg(value_name = "NAME")]
