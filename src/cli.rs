@@ -108,7 +108,8 @@ pub struct OutputArgs {
     #[arg(long, env = "PGTENANT_BINDINGS_SSLMODE", value_name = "MODE")]
     pub bindings_sslmode: Option<SslMode>,
     /// Mode of the binding files (directories get x where r is).
-    #[arg(long, value_name = "MODE", default_value = "0600", value_parser = parse_mode)]
+    #[arg(long, env = "PGTENANT_BINDINGS_MODE", value_name = "MODE", default_value = "0600",
+          value_parser = parse_mode)]
     pub bindings_mode: u32,
     /// Write PgBouncer's auth_file: one line per tenant with its SCRAM
     /// verifier from pg_authid (never a password), replaced atomically when
@@ -116,7 +117,8 @@ pub struct OutputArgs {
     #[arg(long, env = "PGTENANT_PGBOUNCER_AUTH_FILE", value_name = "FILE")]
     pub pgbouncer_auth_file: Option<PathBuf>,
     /// Mode of the auth file (0640 to share it with a PgBouncer of the same group).
-    #[arg(long, value_name = "MODE", default_value = "0600", value_parser = parse_mode)]
+    #[arg(long, env = "PGTENANT_PGBOUNCER_AUTH_FILE_MODE", value_name = "MODE",
+          default_value = "0600", value_parser = parse_mode)]
     pub pgbouncer_auth_file_mode: u32,
     /// PgBouncer's admin console (libpq key=value or URI, no password), told to
     /// RELOAD whenever the auth file changes; the password is read from the file

@@ -1,7 +1,7 @@
 //! A throwaway PgBouncer (Debian's `pgbouncer` package) in front of a test
 //! server: its own temporary directory, a free port on 127.0.0.1,
-//! `auth_type = scram-sha-256`, the auth file that pgtenant writes, and no
-//! password anywhere in its configuration.
+//! the configuration that the deployment examples ship (`auth_type =
+//! scram-sha-256`, the auth file that pgtenant writes, no password anywhere).
 //!
 //! PgBouncer refuses to run as root: then it runs as the `postgres` system
 //! user (else `nobody`), and its directory is setgid to that user's group,
@@ -20,6 +20,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const ADMIN_USER: &str = "pgbouncer_admin";
+
+const SHIPPED_INI: &str =
+    include_str!("../../../deploy/kubernetes/examples/pgbouncer/pgbouncer.ini");
 
 pub struct PgBouncer {
     dir: tempfile::TempDir,
@@ -133,21 +136,35 @@ impl PgBouncer {
     /// Starts PgBouncer in front of the server at `pg_port`; waits until it
     /// accepts connections.
     pub fn start(&mut self, pg_port: u16) {
-        let ini = format!(
-            "[databases]\n\
-             * = host=127.0.0.1 port={pg_port}\n\
-             [pgbouncer]\n\
-             listen_addr = 127.0.0.1\n\
-             listen_port = {port}\n\
-             unix_socket_dir =\n\
-             auth_type = scram-sha-256\n\
-             auth_file = {auth}\n\
-             admin_users = {ADMIN_USER}\n\
-             pool_mode = session\n\
-             server_login_retry = 1\n",
-            port = self.port,
-            auth = self.auth_file().display(),
-        );
+        // The configuration that the deployment examples ship, with only
+        // the addresses and the auth file's path replaced.
+        let mut ini = SHIPPED_INI.to_owned();
+        for (from, to) in [
+            (
+                "* = host=127.0.0.1 port=5432".to_owned(),
+                format!("* = host=127.0.0.1 port={pg_port}"),
+            ),
+            (
+                "listen_addr = 0.0.0.0".to_owned(),
+                "listen_addr = 127.0.0.1".to_owned(),
+            ),
+            (
+                "listen_port = 6432".to_owned(),
+                format!("listen_port = {}", self.port),
+            ),
+            (
+                "auth_file = /run/pgbouncer-auth/userlist.txt".to_owned(),
+                format!("auth_file = {}", self.auth_file().display()),
+            ),
+        ] {
+            assert!(
+                ini.contains(&from),
+                "{from:?} not in the shipped pgbouncer.ini"
+            );
+            ini = ini.replace(&from, &to);
+        }
+        assert!(ini.contains(&format!("admin_users = {ADMIN_USER}\n")));
+        assert!(ini.contains("auth_type = scram-sha-256\n"));
         fs::write(self.config_path(), ini).unwrap();
         fs::set_permissions(self.config_path(), fs::Permissions::from_mode(0o640)).unwrap();
         let log = fs::File::create(self.dir.path().join("pgbouncer.log")).unwrap();
