@@ -45,6 +45,8 @@ pub enum PgbouncerError {
     /// tokio-postgres' parse errors never quote the string.
     #[error("invalid --pgbouncer-admin connection string: {0}")]
     Conninfo(String),
+    #[error("--pgbouncer-admin holds a password, which would sit in the process's arguments; put it in {PASSWORD_FILE_VAR}'s file instead")]
+    PasswordInConninfo,
     #[error("--pgbouncer-admin names no user")]
     NoUser,
     #[error(
@@ -86,11 +88,14 @@ impl fmt::Debug for Console {
 impl Console {
     /// Parses `conninfo` (libpq key=value or URI, as tokio-postgres reads
     /// them) and takes the password from `password`, the content of
-    /// [`PASSWORD_FILE_VAR`]'s file. A password inside the conninfo is
-    /// ignored: it would sit in argv.
+    /// [`PASSWORD_FILE_VAR`]'s file. A password inside the conninfo is an
+    /// error: it would sit in argv.
     pub fn new(conninfo: &str, password: Password) -> Result<Self, PgbouncerError> {
         let mut config = tokio_postgres::Config::from_str(conninfo)
             .map_err(|e| PgbouncerError::Conninfo(e.to_string()))?;
+        if config.get_password().is_some() {
+            return Err(PgbouncerError::PasswordInConninfo);
+        }
         let user = config
             .get_user()
             .map(str::to_owned)
@@ -417,5 +422,8 @@ mod tests {
             Console::new("host=x", Password::new("p")),
             Err(PgbouncerError::NoUser)
         ));
+        let err = Console::new("host=x user=a password=hunter2", Password::new("p")).unwrap_err();
+        assert!(matches!(err, PgbouncerError::PasswordInConninfo));
+        assert!(!err.to_string().contains("hunter2"));
     }
 }

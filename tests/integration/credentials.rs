@@ -292,3 +292,39 @@ fn kubernetes_secrets_carry_the_servicebinding_entries() {
     );
     insta::assert_snapshot!("credentials_kubernetes", out.stdout);
 }
+
+/// Every `$ pgtenant ...` of a `console` block in docs/credentials.md, run
+/// against the example Secret's users file: its stdout is what the doc shows.
+#[test]
+fn docs_examples_are_real_output() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/credentials.md")).unwrap();
+    let users = root.join("deploy/kubernetes/examples/secret/db_users.secret");
+    let mut examples: Vec<(String, String)> = Vec::new();
+    let mut in_console = false;
+    for line in doc.lines() {
+        if line == "```console" {
+            in_console = true;
+        } else if line == "```" {
+            in_console = false;
+        } else if in_console {
+            if let Some(cmd) = line.strip_prefix("$ ") {
+                examples.push((cmd.to_owned(), String::new()));
+            } else if let Some((_, out)) = examples.last_mut() {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    assert!(examples.len() >= 3, "{examples:?}");
+    for (cmd, shown) in &examples {
+        let args: Vec<&str> = cmd
+            .strip_prefix("pgtenant ")
+            .unwrap_or_else(|| panic!("not a pgtenant command: {cmd}"))
+            .split_whitespace()
+            .collect();
+        let out = run_raw(&args, &[("DBUSERS", users.to_str().unwrap())]);
+        out.assert_code(0);
+        assert_eq!(&out.stdout, shown, "docs/credentials.md: $ {cmd}");
+    }
+}
