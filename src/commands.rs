@@ -1,52 +1,53 @@
-//! The commands, wired together: settings, input, reconcile, output. `main`
-//! only parses the command line and maps the result to an exit code.
+//! The commands, wired together: settings, input, reconcile, output. This
+//! and `main` are the only places that pick an exit code.
 
 use std::io::Write;
 
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::cli::{Cli, CredentialsFormat};
 use crate::error::Error;
 use crate::input::conninfo::Host;
 use crate::input::desired::Desired;
 use crate::input::env::Env;
+use crate::input::{self, Input, LoadError};
 use crate::outputs::credentials::{self, Address, CredentialsError};
 use crate::outputs::{OutputSettings, Outputs};
 use crate::render::{self, Format};
 use crate::settings::{self, CommandSettings, CredentialsSettings, Settings};
-use crate::{
-    exit, input::users_file, logging, reconcile, reconcile::status, sidecar::daemon, sidecar::wait,
-};
+use crate::{exit, logging, reconcile, reconcile::status, sidecar::daemon, sidecar::wait};
 
 /// Runs one command to completion and returns the exit code it earned.
 pub fn run(cli: Cli, env: Env) -> Result<i32, Error> {
     logging::init(cli.global.log_format, cli.global.log_level);
-    let settings = settings::resolve(cli, &env)?;
-    for w in &settings.conn.warnings {
-        warn!("{w}");
-    }
+    let settings = settings::resolve(cli, env);
     // The long-running commands read their input themselves (`wait` needs
-    // none; `run` keeps going on an invalid one and reads it again on change).
+    // none; `run` keeps going on an invalid one and reads it again on change),
+    // but the admin connection must resolve before they start.
     match &settings.command {
         CommandSettings::Run(run) => {
             run.outputs.validate().map_err(Error::PgbouncerSettings)?;
-            return Ok(runtime()?.block_on(daemon::run(&settings, run)));
+            let conn = connection(&settings)?;
+            runtime()?.block_on(daemon::run(&settings, conn, run))?;
+            return Ok(exit::SUCCESS);
         }
         CommandSettings::Wait { timeout } => {
-            return Ok(runtime()?.block_on(wait::command(&settings.conn, *timeout)));
+            let conn = connection(&settings)?;
+            runtime()?.block_on(wait::command(&conn, *timeout))?;
+            return Ok(exit::SUCCESS);
         }
         CommandSettings::Apply(outputs) => {
             outputs.validate().map_err(Error::PgbouncerSettings)?;
         }
         _ => {}
     }
-    let desired = load_input(&settings)?;
+    let input = load_input(&settings)?;
     if let CommandSettings::Credentials(c) = &settings.command {
         // From the input alone: no server, no runtime.
-        print(&credentials(&settings, c, &desired)?);
+        print(&credentials(&input, c)?);
         return Ok(exit::SUCCESS);
     }
-    runtime()?.block_on(dispatch(&settings, &desired))
+    runtime()?.block_on(dispatch(&settings, &input))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
@@ -56,23 +57,37 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(Error::Runtime)
 }
 
-/// Reads and validates the whole users file before anything touches the
-/// server.
-pub fn load_input(settings: &Settings) -> Result<Desired, Error> {
-    let parsed = users_file::load(&settings.users_file, &settings.conn.user)?;
-    for w in &parsed.warnings {
-        warn!(file = %w.origin.file.display(), line = w.origin.line, "{w}");
-    }
-    Ok(parsed.desired)
+/// The admin connection alone, its warnings logged.
+fn connection(settings: &Settings) -> Result<input::conninfo::ConnSettings, Error> {
+    let conn = input::connection(&settings.sources)?;
+    input::conn_warnings(&conn).for_each(|w| w.log());
+    Ok(conn)
 }
 
-async fn dispatch(settings: &Settings, desired: &Desired) -> Result<i32, Error> {
+/// Reads and validates the whole input before anything touches the server;
+/// logs its warnings.
+fn load_input(settings: &Settings) -> Result<Input, Error> {
+    match input::load(&settings.sources) {
+        Ok(input) => {
+            input.warnings.iter().for_each(input::Warning::log);
+            Ok(input)
+        }
+        Err(LoadError::Conn(e)) => Err(e.into()),
+        Err(LoadError::Users { error, conn }) => {
+            input::conn_warnings(&conn).for_each(|w| w.log());
+            Err(error.into())
+        }
+    }
+}
+
+async fn dispatch(settings: &Settings, input: &Input) -> Result<i32, Error> {
+    let (conn, desired) = (&input.conn, &input.desired);
     match settings.command {
         CommandSettings::Apply(ref outputs) => {
-            let report = reconcile::apply(&settings.conn, desired, settings.options, None).await?;
+            let report = reconcile::apply(conn, desired, settings.options, None).await?;
             report.log_summary();
             if !outputs.is_empty() {
-                written(outputs, &settings.conn, desired, &report.outcomes).await?;
+                written(outputs, conn, desired, &report.outcomes).await?;
             }
             let s = report.summary();
             if s.failed > 0 {
@@ -84,7 +99,7 @@ async fn dispatch(settings: &Settings, desired: &Desired) -> Result<i32, Error> 
             Ok(exit::SUCCESS)
         }
         CommandSettings::Plan { exit_code, output } => {
-            let (plan, _) = reconcile::plan(&settings.conn, desired, settings.options).await?;
+            let (plan, _) = reconcile::plan(conn, desired, settings.options).await?;
             let text = match output {
                 Format::Text => render::plan_text(&plan, desired.tenants.len()),
                 Format::Json => render::plan_json(&plan),
@@ -103,9 +118,9 @@ async fn dispatch(settings: &Settings, desired: &Desired) -> Result<i32, Error> 
             Ok(exit::SUCCESS)
         }
         CommandSettings::Status { output } => {
-            let (client, server) = reconcile::open(&settings.conn).await?;
+            let (client, server) = reconcile::open(conn).await?;
             let (observed, checks) =
-                reconcile::observe(&client, &settings.conn, server, desired, None).await?;
+                reconcile::observe(&client, conn, server, desired, None).await?;
             let rows = status::rows(desired, &observed, &checks);
             print(&match output {
                 Format::Text => render::status_text(&rows),
@@ -148,17 +163,14 @@ async fn written(
 }
 
 /// `pgtenant credentials`: the input's tenants in the asked format.
-fn credentials(
-    settings: &Settings,
-    c: &CredentialsSettings,
-    desired: &Desired,
-) -> Result<String, Error> {
+fn credentials(input: &Input, c: &CredentialsSettings) -> Result<String, Error> {
+    let (conn, desired) = (&input.conn, &input.desired);
     let address = Address {
-        host: match &settings.conn.host {
+        host: match &conn.host {
             Host::Tcp(name) => name.clone(),
             Host::Socket(dir) => dir.display().to_string(),
         },
-        port: settings.conn.port,
+        port: conn.port,
         sslmode: c.sslmode,
     };
     let bindings = credentials::bindings(desired, &address, &c.names)?;
