@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::input::conninfo::SslMode;
 use crate::render::Format;
 
 /// The article's path: the Secret is mounted at /run/secrets/postgres.
@@ -93,6 +94,65 @@ pub struct GlobalArgs {
     pub log_level: LogLevel,
 }
 
+/// `pgtenant credentials -o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CredentialsFormat {
+    Uri,
+    Env,
+    Json,
+    Kubernetes,
+}
+
+/// What `apply` and `run` write besides the server, after each apply.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Write each application's servicebinding.io entries (uri, password,
+    /// ...) as files under DIR/<application>/, atomically; directories of
+    /// applications no longer in the input are removed.
+    #[arg(long, env = "PGTENANT_BINDINGS_DIR", value_name = "DIR")]
+    pub bindings_dir: Option<PathBuf>,
+    /// Host written into the bindings [default: the server pgtenant connects to].
+    #[arg(long, env = "PGTENANT_BINDINGS_HOST", value_name = "HOST")]
+    pub bindings_host: Option<String>,
+    /// Port written into the bindings [default: the server's].
+    #[arg(long, env = "PGTENANT_BINDINGS_PORT", value_name = "PORT")]
+    pub bindings_port: Option<u16>,
+    /// sslmode written into the bindings [default: none].
+    #[arg(long, env = "PGTENANT_BINDINGS_SSLMODE", value_name = "MODE")]
+    pub bindings_sslmode: Option<SslMode>,
+    /// Mode of the binding files (directories get x where r is).
+    #[arg(long, env = "PGTENANT_BINDINGS_MODE", value_name = "MODE", default_value = "0600",
+          value_parser = parse_mode)]
+    pub bindings_mode: u32,
+    /// Write PgBouncer's auth_file: one line per tenant with its SCRAM
+    /// verifier from pg_authid (never a password), replaced atomically when
+    /// it changes.
+    #[arg(long, env = "PGTENANT_PGBOUNCER_AUTH_FILE", value_name = "FILE")]
+    pub pgbouncer_auth_file: Option<PathBuf>,
+    /// Mode of the auth file (0640 to share it with a PgBouncer of the same group).
+    #[arg(long, env = "PGTENANT_PGBOUNCER_AUTH_FILE_MODE", value_name = "MODE",
+          default_value = "0600", value_parser = parse_mode)]
+    pub pgbouncer_auth_file_mode: u32,
+    /// PgBouncer's admin console (libpq key=value or URI, no password), told to
+    /// RELOAD whenever the auth file changes; the password is read from the file
+    /// named by $PGTENANT_PGBOUNCER_PASSWORD_FILE.
+    #[arg(
+        long,
+        env = "PGTENANT_PGBOUNCER_ADMIN",
+        value_name = "CONNINFO",
+        requires = "pgbouncer_auth_file"
+    )]
+    pub pgbouncer_admin: Option<String>,
+}
+
+/// An octal file mode such as 0600 or 640, at most 0777.
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o777 && *m & 0o600 == 0o600)
+        .ok_or_else(|| format!("invalid mode {s:?}: expected octal such as 0600 or 0640, readable and writable by the owner"))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -111,7 +171,10 @@ pub enum LogLevel {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Reconcile once: create or fix what differs, then exit.
-    Apply,
+    Apply {
+        #[command(flatten)]
+        outputs: OutputArgs,
+    },
     /// Print what `apply` would change, and change nothing.
     Plan {
         /// Exit 3 when changes are pending, 0 when everything is in sync.
@@ -139,6 +202,33 @@ pub enum Command {
         /// e.g. 0.0.0.0:9187 [default: off].
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
+        #[command(flatten)]
+        outputs: OutputArgs,
+    },
+    /// Print each application's connection details, password included, from
+    /// the input files alone (no server).
+    ///
+    /// --host and --port give the address applications use [default: the
+    /// server pgtenant connects to]. Passwords are printed on stdout only.
+    Credentials {
+        /// Only these applications, in this order [default: every tenant].
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+        /// uri: one libpq URI per line; env: shell and Compose env_file lines
+        /// of one application; json; kubernetes: a servicebinding.io Secret
+        /// per application.
+        #[arg(long, short = 'o', value_enum, default_value = "uri")]
+        output: CredentialsFormat,
+        /// sslmode that applications use (disable, require, verify-full, ...)
+        /// [default: none written, libpq's prefer].
+        #[arg(long, value_name = "MODE")]
+        sslmode: Option<SslMode>,
+        /// -o kubernetes: the Secrets' namespace [default: none written].
+        #[arg(long, value_name = "NAMESPACE")]
+        namespace: Option<String>,
+        /// -o kubernetes: the Secrets' name, {name} being the application.
+        #[arg(long, value_name = "TEMPLATE", default_value = crate::outputs::credentials::DEFAULT_SECRET_NAME)]
+        secret_name: String,
     },
     /// Wait until the server accepts connections and answers a query: exit 0
     /// when it does, 1 on timeout.

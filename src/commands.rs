@@ -5,12 +5,16 @@ use std::io::Write;
 
 use tracing::info;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, CredentialsFormat};
 use crate::error::Error;
+use crate::input::conninfo::Host;
+use crate::input::desired::Desired;
 use crate::input::env::Env;
 use crate::input::{self, Input, LoadError};
+use crate::outputs::credentials::{self, Address, CredentialsError};
+use crate::outputs::{OutputSettings, Outputs};
 use crate::render::{self, Format};
-use crate::settings::{self, CommandSettings, Settings};
+use crate::settings::{self, CommandSettings, CredentialsSettings, Settings};
 use crate::{exit, logging, reconcile, reconcile::status, sidecar::daemon, sidecar::wait};
 
 /// Runs one command to completion and returns the exit code it earned.
@@ -22,6 +26,7 @@ pub fn run(cli: Cli, env: Env) -> Result<i32, Error> {
     // but the admin connection must resolve before they start.
     match &settings.command {
         CommandSettings::Run(run) => {
+            run.outputs.validate().map_err(Error::PgbouncerSettings)?;
             let conn = connection(&settings)?;
             block_on(daemon::run(&settings, conn, run))??;
             return Ok(exit::SUCCESS);
@@ -31,9 +36,17 @@ pub fn run(cli: Cli, env: Env) -> Result<i32, Error> {
             block_on(wait::command(&conn, *timeout))??;
             return Ok(exit::SUCCESS);
         }
+        CommandSettings::Apply(outputs) => {
+            outputs.validate().map_err(Error::PgbouncerSettings)?;
+        }
         _ => {}
     }
     let input = load_input(&settings)?;
+    if let CommandSettings::Credentials(c) = &settings.command {
+        // From the input alone: no server, no runtime.
+        print(&credentials(&input, c)?);
+        return Ok(exit::SUCCESS);
+    }
     block_on(dispatch(&settings, &input))?
 }
 
@@ -80,9 +93,12 @@ fn load_input(settings: &Settings) -> Result<Input, Error> {
 async fn dispatch(settings: &Settings, input: &Input) -> Result<i32, Error> {
     let (conn, desired) = (&input.conn, &input.desired);
     match settings.command {
-        CommandSettings::Apply => {
+        CommandSettings::Apply(ref outputs) => {
             let report = reconcile::apply(conn, desired, settings.options, None).await?;
             report.log_summary();
+            if !outputs.is_empty() {
+                written(outputs, conn, desired, &report.outcomes).await?;
+            }
             let s = report.summary();
             if s.failed > 0 {
                 return Err(Error::TenantsFailed {
@@ -122,10 +138,65 @@ async fn dispatch(settings: &Settings, input: &Input) -> Result<i32, Error> {
             });
             Ok(exit::SUCCESS)
         }
-        CommandSettings::Run(_) | CommandSettings::Wait { .. } => {
+        CommandSettings::Run(_)
+        | CommandSettings::Wait { .. }
+        | CommandSettings::Credentials(_) => {
             unreachable!("long-running commands are dispatched by run()")
         }
     }
+}
+
+/// `apply`'s bindings and PgBouncer auth file; a failed reload is tried
+/// again twice before `apply` gives up (exit 1).
+async fn written(
+    outputs: &OutputSettings,
+    conn: &crate::input::conninfo::ConnSettings,
+    desired: &Desired,
+    outcomes: &[crate::reconcile::apply::TenantOutcome],
+) -> Result<(), Error> {
+    let mut out = Outputs::new(outputs.clone());
+    let mut ok = out.after_apply(conn, desired, outcomes, None).await;
+    for _ in 0..2 {
+        if !out.reload_pending() {
+            break;
+        }
+        out.retry_due().await;
+        ok = out.reload(None).await;
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Outputs(
+            "the server was applied, but writing the bindings or the pgbouncer auth file, or reloading pgbouncer, failed".to_owned(),
+        ))
+    }
+}
+
+/// `pgtenant credentials`: the input's tenants in the asked format.
+fn credentials(input: &Input, c: &CredentialsSettings) -> Result<String, Error> {
+    let (conn, desired) = (&input.conn, &input.desired);
+    let address = Address {
+        host: match &conn.host {
+            Host::Tcp(name) => name.clone(),
+            Host::Socket(dir) => dir.display().to_string(),
+        },
+        port: conn.port,
+        sslmode: c.sslmode,
+    };
+    let bindings = credentials::bindings(desired, &address, &c.names)?;
+    Ok(match c.output {
+        CredentialsFormat::Uri => credentials::render_uri(&bindings),
+        CredentialsFormat::Json => credentials::render_json(&bindings),
+        CredentialsFormat::Env => match bindings.as_slice() {
+            [one] => credentials::render_env(one)?,
+            other => {
+                return Err(CredentialsError::EnvNeedsOneName { count: other.len() }.into());
+            }
+        },
+        CredentialsFormat::Kubernetes => {
+            credentials::render_kubernetes(&bindings, &c.secret_name, c.namespace.as_deref())?
+        }
+    })
 }
 
 fn print(text: &str) {

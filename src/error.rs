@@ -4,6 +4,8 @@
 use crate::exit;
 use crate::input::conninfo::ConnError;
 use crate::input::users_file::InputError;
+use crate::outputs::credentials::CredentialsError;
+use crate::outputs::pgbouncer::PgbouncerError;
 use crate::server::db::DbError;
 use crate::sidecar::error::SidecarError;
 
@@ -17,6 +19,15 @@ pub enum Error {
     Db(#[from] DbError),
     #[error("{failed} of {total} tenants failed")]
     TenantsFailed { failed: usize, total: usize },
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// `--pgbouncer-*` settings that cannot work (exit 2, before anything runs).
+    #[error(transparent)]
+    PgbouncerSettings(PgbouncerError),
+    /// The server was applied, but the bindings, the auth file or the
+    /// reload failed (exit 1).
+    #[error("{0}")]
+    Outputs(String),
     #[error("failed to start the runtime: {0}")]
     Runtime(std::io::Error),
     #[error(transparent)]
@@ -63,10 +74,15 @@ impl Error {
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Settings(_) | Error::Input(_) => exit::INVALID_INPUT,
-            Error::Db(_) | Error::TenantsFailed { .. } | Error::Runtime(_) | Error::Sidecar(_) => {
-                exit::FAILURE
-            }
+            Error::Settings(_)
+            | Error::Input(_)
+            | Error::Credentials(_)
+            | Error::PgbouncerSettings(_) => exit::INVALID_INPUT,
+            Error::Db(_)
+            | Error::TenantsFailed { .. }
+            | Error::Outputs(_)
+            | Error::Runtime(_)
+            | Error::Sidecar(_) => exit::FAILURE,
         }
     }
 }

@@ -12,6 +12,7 @@
 //! server catalog                           -> Observed                 server/ (server::catalog)
 //! plan(desired, observed)                  -> Plan                     reconcile/plan (pure)
 //! apply(plan)                              -> SQL on the server        reconcile/apply, server/sql
+//! after apply: credentials for applications -> files, PgBouncer     outputs/
 //! run, wait                                -> the loop over the above  sidecar/
 //! ```
 //!
@@ -25,6 +26,9 @@
 //!   built ([`server::error::ErrorKind`]).
 //! - [`reconcile`]: one pass of desired x observed -> plan -> apply, the
 //!   password checks (SCRAM and md5 verifiers, never re-salted) and `status`.
+//! - `outputs`: what applications and PgBouncer get: `pgtenant credentials`'
+//!   formats, `--bindings-dir`, PgBouncer's auth file (verifiers copied from
+//!   `pg_authid`) and its reload.
 //! - `sidecar`: `pgtenant run` and `pgtenant wait`; the loop's decisions are a
 //!   pure function (`sidecar::decide`); health, metrics, file watching.
 //! - At the top: the command line (`cli`, `settings`), the dispatch
@@ -50,6 +54,7 @@ pub mod exit;
 pub mod input;
 pub(crate) mod logging;
 pub(crate) mod message;
+pub(crate) mod outputs;
 pub mod reconcile;
 pub(crate) mod render;
 pub mod server;

@@ -6,10 +6,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command};
-use crate::input::conninfo::ConnFlags;
+use std::path::PathBuf;
+
+use crate::cli::{Cli, Command, CredentialsFormat, OutputArgs};
+use crate::input::conninfo::{ConnFlags, SslMode};
 use crate::input::env::Env;
 use crate::input::Sources;
+use crate::outputs::{BindingsSettings, OutputSettings, PgbouncerSettings};
 use crate::reconcile::plan::Options;
 use crate::render::Format;
 
@@ -22,7 +25,8 @@ pub struct Settings {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandSettings {
-    Apply,
+    Apply(OutputSettings),
+    Credentials(CredentialsSettings),
     Plan { exit_code: bool, output: Format },
     Status { output: Format },
     Run(RunSettings),
@@ -34,6 +38,42 @@ pub enum CommandSettings {
 pub struct RunSettings {
     pub resync_interval: Duration,
     pub listen: Option<SocketAddr>,
+    pub outputs: OutputSettings,
+}
+
+/// `pgtenant credentials`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialsSettings {
+    pub names: Vec<String>,
+    pub output: CredentialsFormat,
+    pub sslmode: Option<SslMode>,
+    pub namespace: Option<String>,
+    pub secret_name: String,
+}
+
+fn outputs(args: OutputArgs, env: &Env) -> OutputSettings {
+    let admin = args.pgbouncer_admin.map(|conninfo| {
+        let file = env
+            .get_os(crate::outputs::pgbouncer::PASSWORD_FILE_VAR)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        (conninfo, file)
+    });
+    OutputSettings {
+        bindings: args.bindings_dir.map(|dir| BindingsSettings {
+            dir,
+            host: args.bindings_host,
+            port: args.bindings_port,
+            sslmode: args.bindings_sslmode,
+            file_mode: args.bindings_mode,
+        }),
+        pgbouncer: args.pgbouncer_auth_file.map(|auth_file| PgbouncerSettings {
+            auth_file,
+            mode: args.pgbouncer_auth_file_mode,
+            admin,
+        }),
+    }
 }
 
 pub fn resolve(cli: Cli, env: Env) -> Settings {
@@ -45,15 +85,30 @@ pub fn resolve(cli: Cli, env: Env) -> Settings {
         dbname: g.dbname,
     };
     let command = match cli.command {
-        Command::Apply => CommandSettings::Apply,
+        Command::Apply { outputs: o } => CommandSettings::Apply(outputs(o, &env)),
+        Command::Credentials {
+            names,
+            output,
+            sslmode,
+            namespace,
+            secret_name,
+        } => CommandSettings::Credentials(CredentialsSettings {
+            names,
+            output,
+            sslmode,
+            namespace,
+            secret_name,
+        }),
         Command::Plan { exit_code, output } => CommandSettings::Plan { exit_code, output },
         Command::Status { output } => CommandSettings::Status { output },
         Command::Run {
             resync_interval,
             listen,
+            outputs: o,
         } => CommandSettings::Run(RunSettings {
             resync_interval,
             listen,
+            outputs: outputs(o, &env),
         }),
         Command::Wait { timeout } => CommandSettings::Wait { timeout },
     };

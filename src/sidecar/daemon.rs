@@ -33,6 +33,7 @@ use crate::duration;
 use crate::input::conninfo::ConnSettings;
 use crate::input::desired::Desired;
 use crate::input::{self, LoadError};
+use crate::outputs::Outputs;
 use crate::reconcile::apply::Outcome;
 use crate::reconcile::{self, check::CheckCache};
 use crate::settings::{RunSettings, Settings};
@@ -177,6 +178,8 @@ struct Daemon<'a> {
     /// already applied that still changes objects is correcting drift.
     input_generation: u64,
     applied_generation: Option<u64>,
+    /// Bindings and PgBouncer's auth file, written after each apply.
+    outputs: Outputs,
 }
 
 /// Runs until SIGTERM or SIGINT. `conn` is the admin connection resolved at
@@ -219,7 +222,9 @@ pub async fn run(
         failure_backoff: FAILURE_BACKOFF_MIN,
         input_generation: 0,
         applied_generation: None,
+        outputs: Outputs::new(opts.outputs.clone()),
     };
+    daemon.outputs.prepare(Some(&daemon.shared.metrics));
     daemon.watch(&daemon.conn.clone());
     let users_file = &settings.sources.users_file;
     info!(
@@ -250,6 +255,7 @@ enum Wake {
     Lost(String),
     FilesChanged,
     Due,
+    RetryReload,
 }
 
 impl Daemon<'_> {
@@ -280,9 +286,23 @@ impl Daemon<'_> {
                     reason = session.closed() => Wake::Lost(reason),
                     _ = self.watcher.changed() => Wake::FilesChanged,
                     _ = tokio::time::sleep_until(due) => Wake::Due,
+                    _ = self.outputs.retry_due() => Wake::RetryReload,
                 };
                 let event = match wake {
                     Wake::Stop => return,
+                    Wake::RetryReload => {
+                        // PgBouncer's reload owes nothing to the server or
+                        // the input: no decision to make.
+                        let metrics = &self.shared.metrics;
+                        if shutdown
+                            .guard(self.outputs.reload(Some(metrics)))
+                            .await
+                            .is_none()
+                        {
+                            return;
+                        }
+                        continue;
+                    }
                     Wake::Lost(reason) => {
                         warn!(endpoint = %self.conn.endpoint(), reason = %reason,
                             "lost the connection to postgres at {}: {reason}", self.conn.endpoint());
@@ -349,6 +369,11 @@ impl Daemon<'_> {
                             _ = shutdown.wait() => return None,
                             _ = tokio::time::sleep_until(until) => false,
                             _ = self.watcher.changed() => true,
+                            _ = self.outputs.retry_due() => {
+                                let metrics = &self.shared.metrics;
+                                shutdown.guard(self.outputs.reload(Some(metrics))).await?;
+                                continue;
+                            }
                         };
                         if !changed {
                             break;
@@ -433,6 +458,11 @@ impl Daemon<'_> {
                             s.tenants
                         );
                     }
+                    // Outputs first: once /readyz says ready, the bindings
+                    // and the auth file are those of this apply.
+                    self.outputs
+                        .after_apply(&self.conn, desired, &report.outcomes, Some(metrics))
+                        .await;
                     metrics.record_reconcile(ReconcileResult::Success, elapsed, Some(s), refused);
                     self.shared.update(|st| {
                         st.last = Last::Succeeded;
@@ -445,6 +475,9 @@ impl Daemon<'_> {
                 } else {
                     report.log_summary();
                     metrics.record_reconcile(ReconcileResult::Failure, elapsed, Some(s), refused);
+                    self.outputs
+                        .after_apply(&self.conn, desired, &report.outcomes, Some(metrics))
+                        .await;
                     let why = failure_summary(&report.outcomes, s.failed, s.tenants);
                     self.shared.update(|st| st.last = Last::Failed(why));
                     self.last_failed = true;

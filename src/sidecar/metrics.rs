@@ -71,6 +71,8 @@ pub struct Metrics {
     postgres_up: Gauge,
     tenant_failures: Family<Labels, Counter>,
     password_overwrites: Counter,
+    pgbouncer_reloads: Family<Labels, Counter>,
+    output_errors: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -113,6 +115,8 @@ impl Metrics {
         let postgres_up = Gauge::default();
         let tenant_failures = Family::<Labels, Counter>::default();
         let password_overwrites = Counter::default();
+        let pgbouncer_reloads = Family::<Labels, Counter>::default();
+        let output_errors = Family::<Labels, Counter>::default();
         registry.register(
             "reconciles",
             "Reconciles by result: success, failure (some tenants failed), error (could not run)",
@@ -158,6 +162,22 @@ impl Metrics {
         for k in crate::reconcile::apply::FailureKind::ALL {
             let _ = tenant_failures.get_or_create(&[("reason", k.as_str())]);
         }
+        registry.register(
+            "pgbouncer_reloads",
+            "RELOADs sent to PgBouncer's admin console after its auth file changed, by result: success, failure (retried)",
+            pgbouncer_reloads.clone(),
+        );
+        registry.register(
+            "output_errors",
+            "Failed writes of what apply writes besides the server, by output: bindings, pgbouncer_auth_file",
+            output_errors.clone(),
+        );
+        for r in ["success", "failure"] {
+            let _ = pgbouncer_reloads.get_or_create(&[("result", r)]);
+        }
+        for o in ["bindings", "pgbouncer_auth_file"] {
+            let _ = output_errors.get_or_create(&[("output", o)]);
+        }
         // Every series exists from the start, so a dashboard shows 0, not "no data".
         for r in [
             ReconcileResult::Success,
@@ -181,6 +201,8 @@ impl Metrics {
             postgres_up,
             tenant_failures,
             password_overwrites,
+            pgbouncer_reloads,
+            output_errors,
         }
     }
 
@@ -192,6 +214,20 @@ impl Metrics {
 
     pub fn record_password_overwrites(&self, n: usize) {
         self.password_overwrites.inc_by(n as u64);
+    }
+
+    pub fn record_pgbouncer_reload(&self, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.pgbouncer_reloads
+            .get_or_create(&[("result", result)])
+            .inc();
+    }
+
+    /// `output` is `bindings` or `pgbouncer_auth_file`.
+    pub fn record_output_error(&self, output: &'static str) {
+        self.output_errors
+            .get_or_create(&[("output", output)])
+            .inc();
     }
 
     pub fn record_reconcile(
@@ -313,6 +349,15 @@ pub fn to_classic_text(openmetrics: &str) -> String {
     out
 }
 
+impl crate::outputs::Recorder for Metrics {
+    fn pgbouncer_reload(&self, success: bool) {
+        self.record_pgbouncer_reload(success);
+    }
+    fn output_error(&self, output: &'static str) {
+        self.record_output_error(output);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,6 +400,8 @@ mod tests {
             "# TYPE process_cpu_seconds counter",
             "# TYPE process_resident_memory_bytes gauge",
             "# TYPE process_open_fds gauge",
+            "pgtenant_pgbouncer_reloads_total{result=\"failure\"} 0",
+            "pgtenant_output_errors_total{output=\"bindings\"} 0",
             "# EOF",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");

@@ -15,7 +15,7 @@ use crate::support::cli::{run, UsersFile};
 use crate::support::server::PgServer;
 
 /// Names and passwords pgtenant must provision exactly as written.
-fn accepted() -> Vec<(String, String)> {
+pub fn accepted() -> Vec<(String, String)> {
     let pairs: &[(&str, &str)] = &[
         ("inj1", "'; DROP ROLE canary; --"),
         ("inj2", "$$; DROP TABLE public.canary_table; $$"),

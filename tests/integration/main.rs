@@ -4,11 +4,13 @@
 mod apply;
 mod concurrency;
 mod connect;
+mod credentials;
 mod faults;
 mod files;
 mod fixture;
 mod hostile;
 mod output;
+mod pgbouncer;
 mod privilege;
 mod run;
 mod secrecy;

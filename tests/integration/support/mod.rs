@@ -4,6 +4,7 @@
 
 pub mod child;
 pub mod cli;
+pub mod pgbouncer;
 pub mod pgtenant;
 pub mod schema;
 pub mod server;
