@@ -59,6 +59,27 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub no_isolation: bool,
 
+    /// Sessions that create databases at once during an apply, the admin
+    /// session included; never more than the server's free connection slots
+    /// allow. 1: one statement after another on the admin session.
+    #[arg(long, short = 'j', global = true, env = "PGTENANT_JOBS", value_name = "N",
+          default_value_t = crate::pool::DEFAULT_JOBS,
+          value_parser = parse_jobs)]
+    pub jobs: usize,
+
+    /// CREATE DATABASE strategy on PostgreSQL 15 and newer: auto is
+    /// file-copy on a server with fsync = off, the server's default (wal-log)
+    /// otherwise.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "PGTENANT_CREATE_DATABASE_STRATEGY",
+        value_name = "STRATEGY",
+        default_value = "auto"
+    )]
+    pub create_database_strategy: crate::strategy::StrategyChoice,
+
     /// Log format on stderr.
     #[arg(
         long,
@@ -134,4 +155,13 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
         timeout: Option<Duration>,
     },
+}
+
+/// `--jobs`: 1 to [`crate::pool::MAX_JOBS`].
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    let max = crate::pool::MAX_JOBS;
+    match s.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a number from 1 to {max}")),
+    }
 }

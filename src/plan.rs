@@ -356,6 +356,7 @@ mod tests {
             admin_is_superuser: true,
             can_read_passwords: true,
             has_pg_stat_statements: false,
+            fsync: true,
         }
     }
 

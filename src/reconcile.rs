@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 use tracing::{info, warn};
 
-use crate::apply::{self, Outcome, TenantOutcome};
+use crate::apply::{self, ApplyOptions, Outcome, TenantOutcome};
 use crate::catalog::{self, Observed, ServerInfo};
 use crate::conninfo::ConnSettings;
 use crate::db::{self, DbError};
@@ -222,6 +222,7 @@ pub async fn apply(
     settings: &ConnSettings,
     desired: &Desired,
     options: Options,
+    apply_options: ApplyOptions,
     mut cache: Option<&mut CheckCache>,
 ) -> Result<Report, DbError> {
     let started = Instant::now();
@@ -236,7 +237,16 @@ pub async fn apply(
     )
     .await?;
     let plan = plan::plan(desired, &observed, &checks, options);
-    let outcomes = apply::apply(&client, settings, &server, desired, &plan, cache).await?;
+    let outcomes = apply::apply(
+        &client,
+        settings,
+        &server,
+        desired,
+        &plan,
+        apply_options,
+        cache,
+    )
+    .await?;
     Ok(Report {
         outcomes,
         elapsed: started.elapsed(),

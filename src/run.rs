@@ -55,7 +55,14 @@ pub fn load_input(settings: &Settings) -> Result<Desired, Error> {
 async fn dispatch(settings: &Settings, desired: &Desired) -> Result<i32, Error> {
     match settings.command {
         CommandSettings::Apply => {
-            let report = reconcile::apply(&settings.conn, desired, settings.options, None).await?;
+            let report = reconcile::apply(
+                &settings.conn,
+                desired,
+                settings.options,
+                settings.apply,
+                None,
+            )
+            .await?;
             report.log_summary();
             let s = report.summary();
             if s.failed > 0 {

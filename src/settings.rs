@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::apply::ApplyOptions;
 use crate::cli::{Cli, Command, LogFormat, LogLevel};
 use crate::conninfo::{self, ConnError, ConnFlags, ConnSettings};
 use crate::env::Env;
@@ -17,6 +18,7 @@ pub struct Settings {
     pub conn: ConnSettings,
     pub users_file: PathBuf,
     pub options: Options,
+    pub apply: ApplyOptions,
     pub log_format: LogFormat,
     pub log_level: LogLevel,
     pub command: CommandSettings,
@@ -70,6 +72,10 @@ pub fn resolve(cli: Cli, env: &Env) -> Result<Settings, ConnError> {
         users_file: g.users,
         options: Options {
             isolation: !g.no_isolation,
+        },
+        apply: ApplyOptions {
+            jobs: g.jobs,
+            strategy: g.create_database_strategy,
         },
         log_format: g.log_format,
         log_level: g.log_level,
