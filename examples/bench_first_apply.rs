@@ -36,9 +36,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pgtenant::scram::{ScramVerifier, DEFAULT_ITERATIONS};
-use pgtenant::sql;
-use pgtenant::strategy::Strategy;
+use pgtenant::reconcile::scram::{ScramVerifier, DEFAULT_ITERATIONS};
+use pgtenant::server::sql;
+use pgtenant::server::strategy::Strategy;
 use server::PgServer;
 
 const USAGE: &str = "usage: bench_first_apply [--bin PATH] [--reps R] [--tenants N] \

@@ -63,7 +63,7 @@ pub struct GlobalArgs {
     /// session included; never more than the server's free connection slots
     /// allow. 1: one statement after another on the admin session.
     #[arg(long, short = 'j', global = true, env = "PGTENANT_JOBS", value_name = "N",
-          default_value_t = crate::pool::DEFAULT_JOBS,
+          default_value_t = crate::server::pool::DEFAULT_JOBS,
           value_parser = parse_jobs)]
     pub jobs: usize,
 
@@ -78,7 +78,7 @@ pub struct GlobalArgs {
         value_name = "STRATEGY",
         default_value = "auto"
     )]
-    pub create_database_strategy: crate::strategy::StrategyChoice,
+    pub create_database_strategy: crate::server::strategy::StrategyChoice,
 
     /// Log format on stderr.
     #[arg(
@@ -157,9 +157,9 @@ pub enum Command {
     },
 }
 
-/// `--jobs`: 1 to [`crate::pool::MAX_JOBS`].
+/// `--jobs`: 1 to [`crate::server::pool::MAX_JOBS`].
 fn parse_jobs(s: &str) -> Result<usize, String> {
-    let max = crate::pool::MAX_JOBS;
+    let max = crate::server::pool::MAX_JOBS;
     match s.parse::<usize>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(format!("expected a number from 1 to {max}")),

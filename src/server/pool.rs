@@ -25,8 +25,8 @@ use futures_util::future::{join_all, try_join_all};
 use tokio_postgres::Client;
 use tracing::{debug, info};
 
-use crate::conninfo::ConnSettings;
-use crate::db::{self, DbError};
+use crate::input::conninfo::ConnSettings;
+use crate::server::db::{self, DbError};
 
 /// Sessions (the admin one included) an apply works over unless `--jobs`
 /// says otherwise. Measured on a 2-core machine (docs/performance.md): 4

@@ -102,11 +102,11 @@ pub fn alter_role(role: &str, login: bool, verifier: Option<&str>) -> Statement 
 }
 
 /// `CREATE DATABASE ... OWNER ...`, with a `STRATEGY` clause (15 and newer)
-/// when one is given; see [`crate::strategy`].
+/// when one is given; see [`crate::server::strategy`].
 pub fn create_database(
     database: &str,
     owner: &str,
-    strategy: Option<crate::strategy::Strategy>,
+    strategy: Option<crate::server::strategy::Strategy>,
 ) -> Statement {
     let mut text = format!(
         "CREATE DATABASE {} OWNER {}",

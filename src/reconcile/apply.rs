@@ -1,22 +1,22 @@
 //! The apply step: turns the plan's steps into SQL on the server, roles
 //! first, then databases, each phase spread over a few sessions
-//! ([`crate::pool`]). One tenant's failure is recorded and the others go on.
+//! ([`crate::server::pool`]). One tenant's failure is recorded and the others go on.
 
 use std::collections::HashMap;
 
 use tokio_postgres::Client;
 use tracing::{error, info, warn};
 
-use crate::catalog::ServerInfo;
-use crate::conninfo::ConnSettings;
-use crate::db::{self, DbError};
-use crate::desired::Desired;
-use crate::password;
-use crate::plan::{Action, Change, Object, PasswordReason, Plan, Step};
-use crate::pool::Sessions;
-use crate::reconcile::CheckCache;
-use crate::sql::{self, quote_ident, Statement};
-use crate::strategy::{Strategy, StrategyChoice};
+use crate::input::conninfo::ConnSettings;
+use crate::input::desired::Desired;
+use crate::reconcile::check::CheckCache;
+use crate::reconcile::password;
+use crate::reconcile::plan::{Action, Change, Object, PasswordReason, Plan, Step};
+use crate::server::catalog::ServerInfo;
+use crate::server::db::{self, DbError};
+use crate::server::pool::Sessions;
+use crate::server::sql::{self, quote_ident, Statement};
+use crate::server::strategy::{Strategy, StrategyChoice};
 
 /// What happened to one tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub enum Outcome {
     /// Its role or database was created.
     Created,
     Updated,
-    /// pgtenant refused to manage it (see [`crate::plan::Conflict`]).
+    /// pgtenant refused to manage it (see [`crate::reconcile::plan::Conflict`]).
     Refused(String),
     Failed(String),
 }
@@ -56,7 +56,7 @@ pub struct ApplyOptions {
 impl Default for ApplyOptions {
     fn default() -> Self {
         ApplyOptions {
-            jobs: crate::pool::DEFAULT_JOBS,
+            jobs: crate::server::pool::DEFAULT_JOBS,
             strategy: StrategyChoice::Auto,
         }
     }
@@ -116,7 +116,7 @@ pub async fn apply(
         }
     }
 
-    let strategy = crate::strategy::resolve(options.strategy, server.major(), server.fsync);
+    let strategy = crate::server::strategy::resolve(options.strategy, server.major(), server.fsync);
     if options.strategy != StrategyChoice::Auto && server.major() < 15 && !databases.is_empty() {
         warn!(
             "--create-database-strategy is ignored: PostgreSQL {} has no choice of strategy",
@@ -258,7 +258,7 @@ fn make_verifiers(
         .collect();
     let encryption = server.password_encryption;
     let iterations = server.scram_iterations_or_default();
-    let results = crate::parallel::map(&wanted, |(role, password)| {
+    let results = crate::reconcile::parallel::map(&wanted, |(role, password)| {
         password::new_verifier(password, role, encryption, iterations)
     });
     wanted

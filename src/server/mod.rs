@@ -1,0 +1,10 @@
+//! Talking to PostgreSQL: connections, the advisory lock, TLS, reading the
+//! catalog, and the text of every statement.
+
+pub(crate) mod catalog;
+pub mod db;
+pub mod error;
+pub(crate) mod pool;
+pub mod sql;
+pub mod strategy;
+pub mod tls;
