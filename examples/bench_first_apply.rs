@@ -6,7 +6,7 @@
 //! `PGTENANT_TEST_PG` is set):
 //!
 //! * `pgtenant apply` of the release binary, with its default `--jobs` and
-//!   `--create-database-strategy` (plus any `--variant "ARGS"`);
+//!   `--create-strategy` (plus any `--variant "ARGS"`);
 //! * one `psql -X -q -f file` session running the statements a first apply
 //!   runs: `CREATE ROLE ... LOGIN PASSWORD '<verifier>'`, `CREATE DATABASE ...
 //!   OWNER ...`, `REVOKE CONNECT, TEMPORARY ... FROM PUBLIC`, verifiers

@@ -59,27 +59,6 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub no_isolation: bool,
 
-    /// Sessions that create databases at once during an apply, the admin
-    /// session included; never more than the server's free connection slots
-    /// allow. 1: one statement after another on the admin session.
-    #[arg(long, short = 'j', global = true, env = "PGTENANT_JOBS", value_name = "N",
-          default_value_t = crate::server::pool::DEFAULT_JOBS,
-          value_parser = parse_jobs)]
-    pub jobs: usize,
-
-    /// CREATE DATABASE strategy on PostgreSQL 15 and newer: auto is
-    /// file-copy on a server with fsync = off, the server's default (wal-log)
-    /// otherwise.
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        env = "PGTENANT_CREATE_DATABASE_STRATEGY",
-        value_name = "STRATEGY",
-        default_value = "auto"
-    )]
-    pub create_database_strategy: crate::server::strategy::StrategyChoice,
-
     /// Log format on stderr.
     #[arg(
         long,
@@ -101,6 +80,26 @@ pub struct GlobalArgs {
     pub log_level: LogLevel,
 }
 
+/// How `apply` and `run` spread their work (docs/performance.md).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ApplyArgs {
+    /// Sessions an apply works over at once, the admin session included, within the server's free connection slots (docs/performance.md)
+    #[arg(long, short = 'j', env = "PGTENANT_JOBS", value_name = "N",
+          default_value_t = crate::server::pool::DEFAULT_JOBS,
+          value_parser = parse_jobs)]
+    pub jobs: usize,
+
+    /// CREATE DATABASE strategy on PostgreSQL 15 and newer; auto: file-copy if the server runs with fsync = off, its default (wal-log) otherwise
+    #[arg(
+        long,
+        value_enum,
+        env = "PGTENANT_CREATE_STRATEGY",
+        value_name = "STRATEGY",
+        default_value = "auto"
+    )]
+    pub create_strategy: crate::server::strategy::StrategyChoice,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -119,7 +118,10 @@ pub enum LogLevel {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Reconcile once: create or fix what differs, then exit.
-    Apply,
+    Apply {
+        #[command(flatten)]
+        apply: ApplyArgs,
+    },
     /// Print what `apply` would change, and change nothing.
     Plan {
         /// Exit 3 when changes are pending, 0 when everything is in sync.
@@ -147,6 +149,8 @@ pub enum Command {
         /// e.g. 0.0.0.0:9187 [default: off].
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
+        #[command(flatten)]
+        apply: ApplyArgs,
     },
     /// Wait until the server accepts connections and answers a query: exit 0
     /// when it does, 1 on timeout.

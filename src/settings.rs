@@ -54,13 +54,21 @@ pub fn resolve(cli: Cli, env: &Env) -> Result<Settings, ConnError> {
         dbname: g.dbname,
     };
     let conn = conninfo::resolve(&flags, env)?;
+    let apply = match &cli.command {
+        Command::Apply { apply } | Command::Run { apply, .. } => ApplyOptions {
+            jobs: apply.jobs,
+            strategy: apply.create_strategy,
+        },
+        _ => ApplyOptions::default(),
+    };
     let command = match cli.command {
-        Command::Apply => CommandSettings::Apply,
+        Command::Apply { .. } => CommandSettings::Apply,
         Command::Plan { exit_code, output } => CommandSettings::Plan { exit_code, output },
         Command::Status { output } => CommandSettings::Status { output },
         Command::Run {
             resync_interval,
             listen,
+            ..
         } => CommandSettings::Run(RunSettings {
             resync_interval,
             listen,
@@ -73,10 +81,7 @@ pub fn resolve(cli: Cli, env: &Env) -> Result<Settings, ConnError> {
         options: Options {
             isolation: !g.no_isolation,
         },
-        apply: ApplyOptions {
-            jobs: g.jobs,
-            strategy: g.create_database_strategy,
-        },
+        apply,
         log_format: g.log_format,
         log_level: g.log_level,
         command,

@@ -45,7 +45,7 @@ pub struct TenantOutcome {
     pub outcome: Outcome,
 }
 
-/// How an apply spreads its work: `--jobs` and `--create-database-strategy`.
+/// How an apply spreads its work: `--jobs` and `--create-strategy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApplyOptions {
     /// Sessions working at once, the admin session included (at least 1).
@@ -119,7 +119,7 @@ pub async fn apply(
     let strategy = crate::server::strategy::resolve(options.strategy, server.major(), server.fsync);
     if options.strategy != StrategyChoice::Auto && server.major() < 15 && !databases.is_empty() {
         warn!(
-            "--create-database-strategy is ignored: PostgreSQL {} has no choice of strategy",
+            "--create-strategy is ignored: PostgreSQL {} has no choice of strategy",
             server.major()
         );
     }

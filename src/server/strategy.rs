@@ -16,20 +16,20 @@
 //! So `auto` (the default) asks for `FILE_COPY` when the server runs with
 //! `fsync = off` (throwaway and CI servers, and bulk loads) and leaves the
 //! server's default otherwise. The figures behind this are in
-//! docs/performance.md (`scripts/bench-first-apply`); `--create-database-strategy`
+//! docs/performance.md (`scripts/bench-first-apply`); `--create-strategy`
 //! overrides it. Before 15 there is no choice: the clause is left out.
 
 use clap::ValueEnum;
 
-/// `--create-database-strategy`.
+/// `--create-strategy`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum StrategyChoice {
-    /// FILE_COPY on a server with fsync = off, the server's default (WAL_LOG) otherwise.
+    // FILE_COPY on a server with fsync = off, the server's default (WAL_LOG)
+    // otherwise. (Plain comments: doc comments here would turn `--help` into
+    // the long form.)
     #[default]
     Auto,
-    /// STRATEGY = WAL_LOG.
     WalLog,
-    /// STRATEGY = FILE_COPY.
     FileCopy,
 }
 

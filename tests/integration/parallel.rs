@@ -205,19 +205,19 @@ fn create_database_statements(server: &PgServer, from: usize) -> Vec<String> {
 }
 
 #[test]
-fn create_database_strategy_follows_fsync_unless_told() {
+fn create_strategy_follows_fsync_unless_told() {
     // The fixture runs with fsync = off; this one is durable.
     for (fsync, args, want) in [
         ("off", &[][..], Some("STRATEGY = FILE_COPY")),
         ("on", &[][..], None),
         (
             "off",
-            &["--create-database-strategy", "wal-log"][..],
+            &["--create-strategy", "wal-log"][..],
             Some("STRATEGY = WAL_LOG"),
         ),
         (
             "on",
-            &["--create-database-strategy", "file-copy"][..],
+            &["--create-strategy", "file-copy"][..],
             Some("STRATEGY = FILE_COPY"),
         ),
     ] {
@@ -245,7 +245,7 @@ fn create_database_strategy_follows_fsync_unless_told() {
         let explicit = !args.is_empty();
         assert_eq!(
             r.stderr
-                .contains("--create-database-strategy is ignored: PostgreSQL"),
+                .contains("--create-strategy is ignored: PostgreSQL"),
             explicit && server.major() < 15,
             "{r:#?}"
         );
