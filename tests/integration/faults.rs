@@ -210,7 +210,7 @@ pub fn wait_with_timeout(child: impl Into<Spawned>, timeout: Duration) -> (Optio
 /// After a SIGKILL of the postmaster its backends live on for a moment and
 /// keep the shared memory segment attached; a new postmaster refuses to start
 /// until they are gone. Waits for that (the segment id is in postmaster.pid).
-fn wait_for_orphans(server: &PgServer) {
+pub(crate) fn wait_for_orphans(server: &PgServer) {
     let pid_file =
         std::fs::read_to_string(server.data_dir().join("postmaster.pid")).unwrap_or_default();
     let Some(shmid) = pid_file
