@@ -23,7 +23,7 @@ use std::sync::Mutex;
 
 use futures_util::future::{join_all, try_join_all};
 use tokio_postgres::Client;
-use tracing::{debug, info};
+use tracing::{info, warn};
 
 use crate::input::conninfo::ConnSettings;
 use crate::server::db::{self, DbError};
@@ -156,24 +156,35 @@ impl<'a> Sessions<'a> {
         let capacity = capacity(admin).await?;
         let wanted = extra_sessions(jobs, &capacity, items);
         let opened = join_all((0..wanted).map(|_| db::connect(settings, None))).await;
+        let mut failure = None;
         for result in opened {
             match result {
                 Ok(client) => sessions.extra.push(client),
-                Err(e) => debug!(error = %e, "an extra session could not be opened: {e}"),
+                Err(e) => failure = Some(e),
             }
         }
         let size = sessions.size();
-        let wanted = jobs.min(items);
-        if size < wanted {
+        let plural = if size == 1 { "" } else { "s" };
+        let asked = jobs.min(items);
+        if let Some(e) = failure {
+            // The work goes on over the sessions that opened; the admin
+            // session alone is enough.
+            warn!(
+                sessions = size,
+                jobs,
+                error = %e,
+                "applying over {size} session{plural} instead of {asked}: an extra session \
+                 could not be opened: {e}"
+            );
+        } else if size < asked {
             info!(
                 sessions = size,
                 jobs,
                 max_connections = capacity.max_connections,
                 reserved = capacity.reserved,
                 in_use = capacity.in_use,
-                "applying over {size} session{} instead of {wanted}: the server has few free \
+                "applying over {size} session{plural} instead of {asked}: the server has few free \
                  connection slots ({} in use of max_connections {}, {} reserved)",
-                if size == 1 { "" } else { "s" },
                 capacity.in_use,
                 capacity.max_connections,
                 capacity.reserved
