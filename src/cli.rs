@@ -92,6 +92,26 @@ pub struct GlobalArgs {
     pub log_level: LogLevel,
 }
 
+/// How `apply` and `run` spread their work (docs/performance.md).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ApplyArgs {
+    /// Sessions an apply works over at once, the admin session included, within the server's free connection slots (docs/performance.md)
+    #[arg(long, short = 'j', env = "PGTENANT_JOBS", value_name = "N",
+          default_value_t = crate::server::pool::DEFAULT_JOBS,
+          value_parser = parse_jobs)]
+    pub jobs: usize,
+
+    /// CREATE DATABASE strategy on PostgreSQL 15 and newer; auto: file-copy if the server runs with fsync = off, its default (wal-log) otherwise
+    #[arg(
+        long,
+        value_enum,
+        env = "PGTENANT_CREATE_STRATEGY",
+        value_name = "STRATEGY",
+        default_value = "auto"
+    )]
+    pub create_strategy: crate::server::strategy::StrategyChoice,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -110,7 +130,10 @@ pub enum LogLevel {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Reconcile once: create or fix what differs, then exit.
-    Apply,
+    Apply {
+        #[command(flatten)]
+        apply: ApplyArgs,
+    },
     /// Print what `apply` would change, and change nothing.
     Plan {
         /// Exit 3 when changes are pending, 0 when everything is in sync.
@@ -138,6 +161,8 @@ pub enum Command {
         /// e.g. 0.0.0.0:9187 [default: off].
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
+        #[command(flatten)]
+        apply: ApplyArgs,
     },
     /// Wait until the server accepts connections and answers a query: exit 0
     /// when it does, 1 on timeout.
@@ -146,4 +171,13 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
         timeout: Option<Duration>,
     },
+}
+
+/// `--jobs`: 1 to [`crate::server::pool::MAX_JOBS`].
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    let max = crate::server::pool::MAX_JOBS;
+    match s.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a number from 1 to {max}")),
+    }
 }

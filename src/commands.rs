@@ -81,7 +81,8 @@ async fn dispatch(settings: &Settings, input: &Input) -> Result<i32, Error> {
     let (conn, desired) = (&input.conn, &input.desired);
     match settings.command {
         CommandSettings::Apply => {
-            let report = reconcile::apply(conn, desired, settings.options, None).await?;
+            let report =
+                reconcile::apply(conn, desired, settings.options, settings.apply, None).await?;
             report.log_summary();
             let s = report.summary();
             if s.failed > 0 {

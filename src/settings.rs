@@ -10,6 +10,7 @@ use crate::cli::{Cli, Command};
 use crate::input::conninfo::ConnFlags;
 use crate::input::env::Env;
 use crate::input::Sources;
+use crate::reconcile::apply::ApplyOptions;
 use crate::reconcile::plan::Options;
 use crate::render::Format;
 
@@ -17,6 +18,7 @@ use crate::render::Format;
 pub struct Settings {
     pub sources: Sources,
     pub options: Options,
+    pub apply: ApplyOptions,
     pub command: CommandSettings,
 }
 
@@ -44,13 +46,21 @@ pub fn resolve(cli: Cli, env: Env) -> Settings {
         user: g.username,
         dbname: g.dbname,
     };
+    let apply = match &cli.command {
+        Command::Apply { apply } | Command::Run { apply, .. } => ApplyOptions {
+            jobs: apply.jobs,
+            strategy: apply.create_strategy,
+        },
+        _ => ApplyOptions::default(),
+    };
     let command = match cli.command {
-        Command::Apply => CommandSettings::Apply,
+        Command::Apply { .. } => CommandSettings::Apply,
         Command::Plan { exit_code, output } => CommandSettings::Plan { exit_code, output },
         Command::Status { output } => CommandSettings::Status { output },
         Command::Run {
             resync_interval,
             listen,
+            ..
         } => CommandSettings::Run(RunSettings {
             resync_interval,
             listen,
@@ -70,6 +80,7 @@ pub fn resolve(cli: Cli, env: Env) -> Settings {
         options: Options {
             isolation: !g.no_isolation,
         },
+        apply,
         command,
     }
 }

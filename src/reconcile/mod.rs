@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::input::conninfo::ConnSettings;
 use crate::input::desired::{Desired, Password};
-use crate::reconcile::apply::{Outcome, TenantOutcome};
+use crate::reconcile::apply::{ApplyOptions, Outcome, TenantOutcome};
 use crate::reconcile::check::{digest, CheckCache};
 use crate::reconcile::password::PasswordCheck;
 use crate::reconcile::plan::{Options, Plan};
@@ -255,6 +255,7 @@ pub async fn apply(
     settings: &ConnSettings,
     desired: &Desired,
     options: Options,
+    apply_options: ApplyOptions,
     mut cache: Option<&mut CheckCache>,
 ) -> Result<Report, DbError> {
     let started = Instant::now();
@@ -269,7 +270,16 @@ pub async fn apply(
     )
     .await?;
     let plan = plan::plan(desired, &observed, &checks.checks, options);
-    let outcomes = apply::apply(&client, settings, &server, desired, &plan, cache).await?;
+    let outcomes = apply::apply(
+        &client,
+        settings,
+        &server,
+        desired,
+        &plan,
+        apply_options,
+        cache,
+    )
+    .await?;
     Ok(Report {
         outcomes,
         elapsed: started.elapsed(),

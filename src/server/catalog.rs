@@ -35,6 +35,9 @@ pub struct ServerInfo {
     /// `pg_settings`, which hides the (superuser-only) setting from other
     /// admins rather than failing: they cannot change logging settings anyway.
     pub has_pg_stat_statements: bool,
+    /// The server's `fsync`: it decides which `CREATE DATABASE` strategy is
+    /// faster (see [`crate::server::strategy`]).
+    pub fsync: bool,
 }
 
 impl ServerInfo {
@@ -160,7 +163,8 @@ SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4,
        pg_catalog.has_table_privilege('pg_catalog.pg_authid', 'SELECT'),
        EXISTS (SELECT FROM pg_catalog.pg_settings s
                 WHERE s.name OPERATOR(pg_catalog.=) 'shared_preload_libraries'
-                  AND s.setting OPERATOR(pg_catalog.~) 'pg_stat_statements')
+                  AND s.setting OPERATOR(pg_catalog.~) 'pg_stat_statements'),
+       pg_catalog.current_setting('fsync')::pg_catalog.bool
   FROM pg_catalog.pg_roles r
  WHERE r.rolname = CURRENT_USER";
 
@@ -193,6 +197,7 @@ pub async fn server_info(client: &Client) -> Result<ServerInfo, DbError> {
         admin_can_create_roles: row.get(6),
         can_read_passwords: row.get(7),
         has_pg_stat_statements: row.get(8),
+        fsync: row.get(9),
     })
 }
 

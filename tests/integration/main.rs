@@ -8,6 +8,7 @@ mod files;
 mod fixture;
 mod hostile;
 mod output;
+mod parallel;
 mod privilege;
 mod run;
 mod secrecy;
