@@ -114,8 +114,15 @@ async fn dispatch(settings: &Settings, input: &Input) -> Result<i32, Error> {
         }
         CommandSettings::Status { output } => {
             let (client, server) = reconcile::open(conn).await?;
-            let (observed, checks) =
-                reconcile::observe(&client, conn, server, desired, None).await?;
+            let (observed, checks) = reconcile::observe(
+                &client,
+                conn,
+                server,
+                desired,
+                crate::server::pool::DEFAULT_JOBS,
+                None,
+            )
+            .await?;
             let rows = status::rows(desired, &observed, &checks.checks);
             print(&match output {
                 Format::Text => render::status_text(&rows),

@@ -86,6 +86,29 @@ pub fn extra_sessions(jobs: usize, capacity: &Capacity, items: usize) -> usize {
         .min(items.saturating_sub(1))
 }
 
+/// Short sessions into tenant databases that may be open at once while the
+/// catalog is read (schema `public` on 14 and older, objects of other roles
+/// in a database whose owner differs): the same bound as the extra sessions
+/// of an apply, since the admin session stays open meanwhile, but never
+/// fewer than one (a database can only be read from inside it).
+pub fn short_sessions_within(jobs: usize, capacity: &Capacity, items: usize) -> usize {
+    jobs.saturating_sub(1)
+        .min(capacity.spare())
+        .min(items)
+        .max(1)
+}
+
+/// [`short_sessions_within`] for this server now: reads its connection slots
+/// only when more than one database is to be read and `jobs` allows more than
+/// one session.
+pub async fn short_sessions(admin: &Client, jobs: usize, items: usize) -> Result<usize, DbError> {
+    if jobs <= 2 || items <= 1 {
+        return Ok(1);
+    }
+    let capacity = capacity(admin).await?;
+    Ok(short_sessions_within(jobs, &capacity, items))
+}
+
 const CAPACITY: &str = "\
 SELECT pg_catalog.current_setting('max_connections')::pg_catalog.int4,
        pg_catalog.current_setting('superuser_reserved_connections')::pg_catalog.int4
@@ -293,6 +316,25 @@ mod tests {
             extra_sessions(4, &capacity(100, 3, 95), 200),
             0,
             "full server"
+        );
+    }
+
+    #[test]
+    fn short_sessions_bounded_like_extra_sessions_but_at_least_one() {
+        let roomy = capacity(100, 3, 1);
+        assert_eq!(short_sessions_within(4, &roomy, 200), 3);
+        assert_eq!(short_sessions_within(1, &roomy, 200), 1, "--jobs 1");
+        assert_eq!(short_sessions_within(2, &roomy, 200), 1);
+        assert_eq!(
+            short_sessions_within(4, &roomy, 2),
+            2,
+            "no more than the work"
+        );
+        assert_eq!(short_sessions_within(64, &capacity(20, 3, 5), 200), 5);
+        assert_eq!(
+            short_sessions_within(4, &capacity(100, 3, 95), 200),
+            1,
+            "full server: one at a time"
         );
     }
 }
