@@ -136,9 +136,9 @@ fn one_tenant_failing_leaves_the_others_applied() {
     }
     let text = std::fs::read_to_string(file.path()).expect("read users file");
     file.write(text.replace("par3:secret-3", "par3:rotated-3"));
-    // pgtenant's sessions give up on a lock after one second; a transaction
-    // of the test holds par3's row of pg_authid, so ALTER ROLE par3 fails.
-    server.query("ALTER ROLE postgres SET lock_timeout = '1s'");
+    // pgtenant's sessions give up on a lock after one second (`--lock-timeout`,
+    // which every session sets over any role default); a transaction of the
+    // test holds par3's row of pg_authid, so ALTER ROLE par3 fails.
     std::thread::scope(|scope| {
         let holder = scope.spawn(|| {
             server.query(
@@ -157,7 +157,11 @@ fn one_tenant_failing_leaves_the_others_applied() {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        let r = run(&server, file.path(), &["apply", "--jobs", "4"]);
+        let r = run(
+            &server,
+            file.path(),
+            &["apply", "--jobs", "4", "--lock-timeout", "1s"],
+        );
         r.assert_code(1);
         assert!(r.stderr.contains("lock timeout"), "{r:#?}");
         assert!(
@@ -193,6 +197,58 @@ fn one_tenant_failing_leaves_the_others_applied() {
     server
         .try_connect("par3", "rotated-3", "par3_db")
         .expect("par3 logs in to its database with the new password");
+}
+
+/// Every session of the pool runs with issue 13's session settings (set in
+/// `server::db::connect`), `lock_timeout` among them: with the row of every
+/// role to change locked by another transaction, each of the three sessions
+/// takes one tenant and gives up on it within `--lock-timeout`. A session
+/// without the timeout would wait for the holder and then succeed.
+#[test]
+fn every_session_gives_up_on_a_lock_within_the_timeout() {
+    let server = PgServer::start();
+    let file = users(3);
+    run(&server, file.path(), &["apply"]).assert_code(0);
+    let text = std::fs::read_to_string(file.path()).expect("read users file");
+    file.write(text.replace("secret-", "rotated-"));
+    std::thread::scope(|scope| {
+        let holder = scope.spawn(|| {
+            server.query(
+                "BEGIN; SELECT 1 FROM pg_catalog.pg_authid WHERE rolname LIKE 'par%' FOR UPDATE; \
+                 SELECT pg_catalog.pg_sleep(8); COMMIT",
+            )
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !exists(
+            &server,
+            "SELECT FROM pg_catalog.pg_stat_activity WHERE wait_event = 'PgSleep'",
+        ) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lock holder never slept"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let r = run(
+            &server,
+            file.path(),
+            &["apply", "--jobs", "3", "--lock-timeout", "1s"],
+        );
+        r.assert_code(1);
+        assert!(r.stderr.contains("applying over 3 sessions"), "{r:#?}");
+        assert!(
+            r.stderr
+                .contains("3 tenants: 0 created, 0 updated, 0 unchanged, 3 failed"),
+            "{r:#?}"
+        );
+        assert_eq!(r.stderr.matches("lock timeout").count(), 3, "{r:#?}");
+        holder.join().expect("lock holder");
+    });
+    for i in 0..3 {
+        server
+            .try_connect(&format!("par{i}"), &format!("secret-{i}"), "postgres")
+            .expect("every tenant keeps its old password");
+    }
 }
 
 /// The `CREATE DATABASE` statements pgtenant sent since `from`.
