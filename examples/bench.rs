@@ -329,7 +329,7 @@ impl Workload<'_> {
             let database = format!("{user}_db");
             for stmt in [
                 sql::create_role(user, &verifier),
-                sql::create_database(&database, user),
+                sql::create_database(&database, user, None),
                 sql::revoke_database_from_public(&database, &["CONNECT", "TEMPORARY"]),
             ] {
                 writeln!(text, "{};", stmt.text()).expect("write to a String");

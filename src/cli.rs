@@ -153,6 +153,26 @@ fn parse_mode(s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("invalid mode {s:?}: expected octal such as 0600 or 0640, readable and writable by the owner"))
 }
 
+/// How `apply` and `run` spread their work (docs/performance.md).
+#[derive(Debug, Clone, Copy, Args)]
+pub struct ApplyArgs {
+    /// Sessions an apply works over at once, the admin session included, within the server's free connection slots (docs/performance.md)
+    #[arg(long, short = 'j', env = "PGTENANT_JOBS", value_name = "N",
+          default_value_t = crate::server::pool::DEFAULT_JOBS,
+          value_parser = parse_jobs)]
+    pub jobs: usize,
+
+    /// CREATE DATABASE strategy on PostgreSQL 15 and newer; auto: file-copy if the server runs with fsync = off, its default (wal-log) otherwise
+    #[arg(
+        long,
+        value_enum,
+        env = "PGTENANT_CREATE_STRATEGY",
+        value_name = "STRATEGY",
+        default_value = "auto"
+    )]
+    pub create_strategy: crate::server::strategy::StrategyChoice,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -174,6 +194,8 @@ pub enum Command {
     Apply {
         #[command(flatten)]
         outputs: OutputArgs,
+        #[command(flatten)]
+        apply: ApplyArgs,
     },
     /// Print what `apply` would change, and change nothing.
     Plan {
@@ -204,6 +226,8 @@ pub enum Command {
         listen: Option<SocketAddr>,
         #[command(flatten)]
         outputs: OutputArgs,
+        #[command(flatten)]
+        apply: ApplyArgs,
     },
     /// Print each application's connection details, password included, from
     /// the input files alone (no server).
@@ -247,5 +271,14 @@ fn port_flag(value: &str) -> Result<String, String> {
         Ok(value.to_owned())
     } else {
         Err("expected a number from 1 to 65535".to_owned())
+    }
+}
+
+/// `--jobs`: 1 to [`crate::server::pool::MAX_JOBS`].
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    let max = crate::server::pool::MAX_JOBS;
+    match s.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a number from 1 to {max}")),
     }
 }

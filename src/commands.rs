@@ -94,7 +94,8 @@ async fn dispatch(settings: &Settings, input: &Input) -> Result<i32, Error> {
     let (conn, desired) = (&input.conn, &input.desired);
     match settings.command {
         CommandSettings::Apply(ref outputs) => {
-            let report = reconcile::apply(conn, desired, settings.options, None).await?;
+            let report =
+                reconcile::apply(conn, desired, settings.options, settings.apply, None).await?;
             report.log_summary();
             if !outputs.is_empty() {
                 written(outputs, conn, desired, &report.outcomes).await?;
@@ -129,8 +130,15 @@ async fn dispatch(settings: &Settings, input: &Input) -> Result<i32, Error> {
         }
         CommandSettings::Status { output } => {
             let (client, server) = reconcile::open(conn).await?;
-            let (observed, checks) =
-                reconcile::observe(&client, conn, server, desired, None).await?;
+            let (observed, checks) = reconcile::observe(
+                &client,
+                conn,
+                server,
+                desired,
+                crate::server::pool::DEFAULT_JOBS,
+                None,
+            )
+            .await?;
             let rows = status::rows(desired, &observed, &checks.checks, settings.options);
             print(&match output {
                 Format::Text => render::status_text(&rows),

@@ -13,6 +13,7 @@ use crate::input::conninfo::{ConnFlags, SslMode};
 use crate::input::env::Env;
 use crate::input::Sources;
 use crate::outputs::{BindingsSettings, OutputSettings, PgbouncerSettings};
+use crate::reconcile::apply::ApplyOptions;
 use crate::reconcile::plan::Options;
 use crate::render::Format;
 
@@ -20,6 +21,7 @@ use crate::render::Format;
 pub struct Settings {
     pub sources: Sources,
     pub options: Options,
+    pub apply: ApplyOptions,
     pub command: CommandSettings,
 }
 
@@ -84,8 +86,15 @@ pub fn resolve(cli: Cli, env: Env) -> Settings {
         user: g.username,
         dbname: g.dbname,
     };
+    let apply = match &cli.command {
+        Command::Apply { apply, .. } | Command::Run { apply, .. } => ApplyOptions {
+            jobs: apply.jobs,
+            strategy: apply.create_strategy,
+        },
+        _ => ApplyOptions::default(),
+    };
     let command = match cli.command {
-        Command::Apply { outputs: o } => CommandSettings::Apply(outputs(o, &env)),
+        Command::Apply { outputs: o, .. } => CommandSettings::Apply(outputs(o, &env)),
         Command::Credentials {
             names,
             output,
@@ -105,6 +114,7 @@ pub fn resolve(cli: Cli, env: Env) -> Settings {
             resync_interval,
             listen,
             outputs: o,
+            ..
         } => CommandSettings::Run(RunSettings {
             resync_interval,
             listen,
@@ -125,6 +135,7 @@ pub fn resolve(cli: Cli, env: Env) -> Settings {
         options: Options {
             isolation: !g.no_isolation,
         },
+        apply,
         command,
     }
 }

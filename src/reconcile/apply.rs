@@ -1,19 +1,22 @@
-//! The apply step: turns the plan's steps into SQL on the server, tenant by
-//! tenant. One tenant's failure is recorded and the others go on.
+//! The apply step: turns the plan's steps into SQL on the server, roles
+//! first, then databases, each phase spread over a few sessions
+//! ([`crate::server::pool`]). One tenant's failure is recorded and the others go on.
 
 use std::collections::HashMap;
 
 use tokio_postgres::Client;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::input::conninfo::ConnSettings;
 use crate::input::desired::Desired;
 use crate::reconcile::password;
-use crate::reconcile::plan::{Action, PasswordReason, Plan, Step};
+use crate::reconcile::plan::{Action, Change, Object, PasswordReason, Plan, Step};
 use crate::reconcile::CheckCache;
 use crate::server::catalog::{ServerInfo, TENANT_MARKER};
 use crate::server::db::{self, DbError};
+use crate::server::pool::Sessions;
 use crate::server::sql::{self, quote_ident, Statement};
+use crate::server::strategy::{Strategy, StrategyChoice};
 
 /// What happened to one tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,61 +80,184 @@ impl FailureKind {
     ];
 }
 
+/// How an apply spreads its work: `--jobs` and `--create-strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApplyOptions {
+    /// Sessions working at once, the admin session included (at least 1).
+    pub jobs: usize,
+    pub strategy: StrategyChoice,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            jobs: crate::server::pool::DEFAULT_JOBS,
+            strategy: StrategyChoice::Auto,
+        }
+    }
+}
+
+/// What running one change of one tenant came to.
+struct ChangeResult {
+    tenant: usize,
+    action: Action,
+    /// Why it failed, and which kind of failure; the tenant's later
+    /// changes are skipped.
+    failed: Option<(String, FailureKind)>,
+    /// It stored this tenant's fresh verifier.
+    set_verifier: bool,
+}
+
+/// What every change of one apply shares.
+struct Context<'a> {
+    settings: &'a ConnSettings,
+    server: &'a ServerInfo,
+    verifiers: &'a HashMap<String, String>,
+    strategy: Option<Strategy>,
+}
+
 /// Applies `plan`. Returns one outcome per tenant of `desired`, in order,
 /// unless the connection was lost, which ends the run early with an error.
+///
+/// The work runs in phases, each spread over the sessions of
+/// [`Sessions`]: every tenant's role first (its database needs its owner),
+/// then its database (created, owner, PUBLIC's privileges). A tenant whose
+/// role failed is skipped in the next phase; the others go on. Per-database
+/// work that needs a database to exist belongs in a later phase over the same
+/// sessions.
 pub async fn apply(
     client: &Client,
     settings: &ConnSettings,
     server: &ServerInfo,
     desired: &Desired,
     plan: &Plan,
+    options: ApplyOptions,
     mut cache: Option<&mut CheckCache>,
 ) -> Result<Vec<TenantOutcome>, DbError> {
     let verifiers = make_verifiers(desired, plan, server).await?;
-    let mut outcomes = Vec::with_capacity(desired.tenants.len());
-    for tenant in &desired.tenants {
+    let mut outcomes = vec![Outcome::Unchanged; desired.tenants.len()];
+    let mut failures: Vec<Option<FailureKind>> = vec![None; desired.tenants.len()];
+    let (mut roles, mut databases) = (Vec::new(), Vec::new());
+    for (i, tenant) in desired.tenants.iter().enumerate() {
         let role = &tenant.role;
         if let Some(conflict) = plan.conflicts.iter().find(|c| &c.tenant == role) {
             error!(tenant = %role, reason = conflict.reason.as_str(), "refusing to manage role {}: {}", quote_ident(role), conflict.message);
-            outcomes.push(TenantOutcome {
-                tenant: role.clone(),
-                outcome: Outcome::Refused(conflict.message.clone()),
-                failure: None,
-            });
+            outcomes[i] = Outcome::Refused(conflict.message.clone());
             continue;
         }
-        let mut outcome = Outcome::Unchanged;
-        let mut failure = None;
-        'changes: for change in plan.changes_for(role) {
-            for step in &change.steps {
-                if let Err(e) = run_step(client, settings, server, role, step, &verifiers).await {
-                    if e.is_connection_lost() {
-                        return Err(e);
-                    }
-                    error!(tenant = %role, error = %e, "tenant {} failed: {e}", quote_ident(role));
-                    outcome = Outcome::Failed(e.to_string());
-                    failure = Some(FailureKind::of(&e));
-                    break 'changes;
-                }
+        for change in plan.changes_for(role) {
+            match change.object {
+                Object::Role => roles.push((i, change)),
+                Object::Database => databases.push((i, change)),
+            }
+        }
+    }
+
+    let strategy = crate::server::strategy::resolve(options.strategy, server.major(), server.fsync);
+    if options.strategy != StrategyChoice::Auto && server.major() < 15 && !databases.is_empty() {
+        warn!(
+            "--create-strategy is ignored: PostgreSQL {} has no choice of strategy",
+            server.major()
+        );
+    }
+    let context = Context {
+        settings,
+        server,
+        verifiers: &verifiers,
+        strategy,
+    };
+    let work = roles.len().max(databases.len());
+    let sessions = Sessions::open(client, settings, options.jobs, work).await?;
+
+    let results = sessions
+        .map(roles, |client, (i, change)| {
+            run_change(client, &context, i, change)
+        })
+        .await?;
+    for r in &results {
+        if let (Some(c), true, None) = (cache.as_deref_mut(), r.set_verifier, &r.failed) {
+            let tenant = &desired.tenants[r.tenant];
+            if let Some(v) = verifiers.get(&tenant.role) {
                 // The server stores the verifier as sent: the next resync
                 // finds it and needs no key derivation to trust it.
-                if let (Some(c), Some(v)) = (cache.as_deref_mut(), set_verifier(step, &verifiers)) {
-                    c.remember(role, v, tenant.password.expose());
-                }
+                c.remember(&tenant.role, v, tenant.password.expose());
             }
-            outcome = match (change.action, &outcome) {
-                (Action::Create, _) => Outcome::Created,
-                (Action::Update, Outcome::Unchanged) => Outcome::Updated,
-                (_, other) => other.clone(),
-            };
         }
-        outcomes.push(TenantOutcome {
-            tenant: role.clone(),
+    }
+    record(&mut outcomes, &mut failures, results);
+
+    let databases: Vec<_> = databases
+        .into_iter()
+        .filter(|(i, _)| !matches!(outcomes[*i], Outcome::Failed(_)))
+        .collect();
+    let results = sessions
+        .map(databases, |client, (i, change)| {
+            run_change(client, &context, i, change)
+        })
+        .await?;
+    record(&mut outcomes, &mut failures, results);
+
+    Ok(desired
+        .tenants
+        .iter()
+        .zip(outcomes.into_iter().zip(failures))
+        .map(|(t, (outcome, failure))| TenantOutcome {
+            tenant: t.role.clone(),
             outcome,
             failure,
-        });
+        })
+        .collect())
+}
+
+/// Folds the results of one phase into the tenants' outcomes: a failure
+/// sticks, with its kind; otherwise a creation beats an update beats nothing.
+fn record(
+    outcomes: &mut [Outcome],
+    failures: &mut [Option<FailureKind>],
+    results: Vec<ChangeResult>,
+) {
+    for r in results {
+        let outcome = &mut outcomes[r.tenant];
+        *outcome = match (r.failed, r.action, &*outcome) {
+            (_, _, Outcome::Failed(_)) => continue,
+            (Some((why, kind)), _, _) => {
+                failures[r.tenant] = Some(kind);
+                Outcome::Failed(why)
+            }
+            (None, Action::Create, _) => Outcome::Created,
+            (None, Action::Update, Outcome::Unchanged) => Outcome::Updated,
+            (None, _, other) => other.clone(),
+        };
     }
-    Ok(outcomes)
+}
+
+/// Runs the steps of one change in order, stopping at the first that fails.
+/// `Err` only when the connection is lost.
+async fn run_change(
+    client: &Client,
+    context: &Context<'_>,
+    tenant: usize,
+    change: &Change,
+) -> Result<ChangeResult, DbError> {
+    let mut result = ChangeResult {
+        tenant,
+        action: change.action,
+        failed: None,
+        set_verifier: false,
+    };
+    for step in &change.steps {
+        if let Err(e) = run_step(client, context, &change.tenant, step).await {
+            if e.is_connection_lost() {
+                return Err(e);
+            }
+            let role = &change.tenant;
+            error!(tenant = %role, error = %e, "tenant {} failed: {e}", quote_ident(role));
+            result.failed = Some((e.to_string(), FailureKind::of(&e)));
+            break;
+        }
+        result.set_verifier |= set_verifier(step, context.verifiers).is_some();
+    }
+    Ok(result)
 }
 
 /// The verifier a successful `step` stored, if it set a password.
@@ -204,12 +330,16 @@ async fn make_verifiers(
 
 async fn run_step(
     client: &Client,
-    settings: &ConnSettings,
-    server: &ServerInfo,
+    context: &Context<'_>,
     tenant: &str,
     step: &Step,
-    verifiers: &HashMap<String, String>,
 ) -> Result<(), DbError> {
+    let Context {
+        settings,
+        server,
+        verifiers,
+        strategy,
+    } = *context;
     let verifier = |role: &str| verifiers.get(role).map(String::as_str).unwrap_or_default();
     match step {
         Step::CreateRole { role } => {
@@ -261,7 +391,7 @@ async fn run_step(
         }
         Step::CreateDatabase { database, owner } => {
             ensure_can_set_role(client, server, owner).await?;
-            let stmt = sql::create_database(database, owner);
+            let stmt = sql::create_database(database, owner, strategy);
             execute(client, server, &stmt, "create database", database).await?;
             info!(tenant = %tenant, database = %database, owner = %owner, action = "create_database",
                 "created database {} owned by {}", quote_ident(database), quote_ident(owner));

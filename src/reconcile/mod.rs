@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::input::conninfo::ConnSettings;
 use crate::input::desired::{Desired, Password};
-use crate::reconcile::apply::{Outcome, TenantOutcome};
+use crate::reconcile::apply::{ApplyOptions, Outcome, TenantOutcome};
 use crate::reconcile::check::{digest, CheckCache};
 use crate::reconcile::password::PasswordCheck;
 use crate::reconcile::plan::{Options, Plan};
@@ -135,23 +135,26 @@ pub async fn open(settings: &ConnSettings) -> Result<(Client, ServerInfo), DbErr
     Ok((client, server))
 }
 
-/// Reads the observed state and checks passwords.
+/// Reads the observed state and checks passwords. `jobs` bounds the short
+/// sessions into tenant databases, as `--jobs` bounds an apply's sessions
+/// (see [`crate::server::pool::short_sessions`]).
 pub async fn observe(
     client: &Client,
     settings: &ConnSettings,
     server: ServerInfo,
     desired: &Desired,
+    jobs: usize,
     cache: Option<&mut CheckCache>,
 ) -> Result<(Observed, Checks), DbError> {
     let mut observed =
         catalog::observe(client, server, &desired.roles(), &desired.databases()).await?;
-    catalog::observe_public_schemas(settings, &mut observed).await?;
+    catalog::observe_public_schemas(client, settings, jobs, &mut observed).await?;
     let pairs: Vec<(String, String)> = desired
         .tenants
         .iter()
         .map(|t| (t.database.clone(), t.role.clone()))
         .collect();
-    catalog::observe_foreign_objects(settings, &mut observed, &pairs).await?;
+    catalog::observe_foreign_objects(client, settings, jobs, &mut observed, &pairs).await?;
     let checks = check_passwords(desired, &observed, cache).await;
     Ok((observed, checks))
 }
@@ -163,7 +166,15 @@ pub async fn plan(
     options: Options,
 ) -> Result<(Plan, ServerInfo), DbError> {
     let (client, server) = open(settings).await?;
-    let (observed, checks) = observe(&client, settings, server.clone(), desired, None).await?;
+    let (observed, checks) = observe(
+        &client,
+        settings,
+        server.clone(),
+        desired,
+        crate::server::pool::DEFAULT_JOBS,
+        None,
+    )
+    .await?;
     Ok((
         plan::plan(desired, &observed, &checks.checks, options),
         server,
@@ -257,6 +268,7 @@ pub async fn apply(
     settings: &ConnSettings,
     desired: &Desired,
     options: Options,
+    apply_options: ApplyOptions,
     mut cache: Option<&mut CheckCache>,
 ) -> Result<Report, DbError> {
     let started = Instant::now();
@@ -267,11 +279,21 @@ pub async fn apply(
         settings,
         server.clone(),
         desired,
+        apply_options.jobs,
         cache.as_deref_mut(),
     )
     .await?;
     let plan = plan::plan(desired, &observed, &checks.checks, options);
-    let outcomes = apply::apply(&client, settings, &server, desired, &plan, cache).await?;
+    let outcomes = apply::apply(
+        &client,
+        settings,
+        &server,
+        desired,
+        &plan,
+        apply_options,
+        cache,
+    )
+    .await?;
     let changed: HashSet<&str> = outcomes
         .iter()
         .filter(|o| matches!(o.outcome, Outcome::Created | Outcome::Updated))

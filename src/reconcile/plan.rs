@@ -694,6 +694,7 @@ mod tests {
             admin_can_create_roles: true,
             can_read_passwords: true,
             has_pg_stat_statements: false,
+            fsync: true,
         }
     }
 

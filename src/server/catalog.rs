@@ -12,6 +12,7 @@ use tokio_postgres::Client;
 
 use crate::reconcile::password::PasswordEncryption;
 use crate::server::db::{self, DbError};
+use crate::server::pool;
 
 /// Facts about the server and the admin role that shape the SQL pgtenant sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +36,9 @@ pub struct ServerInfo {
     /// `pg_settings`, which hides the (superuser-only) setting from other
     /// admins rather than failing: they cannot change logging settings anyway.
     pub has_pg_stat_statements: bool,
+    /// The server's `fsync`: it decides which `CREATE DATABASE` strategy is
+    /// faster (see [`crate::server::strategy`]).
+    pub fsync: bool,
 }
 
 impl ServerInfo {
@@ -160,7 +164,8 @@ SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4,
        pg_catalog.has_table_privilege('pg_catalog.pg_authid', 'SELECT'),
        EXISTS (SELECT FROM pg_catalog.pg_settings s
                 WHERE s.name OPERATOR(pg_catalog.=) 'shared_preload_libraries'
-                  AND s.setting OPERATOR(pg_catalog.~) 'pg_stat_statements')
+                  AND s.setting OPERATOR(pg_catalog.~) 'pg_stat_statements'),
+       pg_catalog.current_setting('fsync')::pg_catalog.bool
   FROM pg_catalog.pg_roles r
  WHERE r.rolname = CURRENT_USER";
 
@@ -193,6 +198,7 @@ pub async fn server_info(client: &Client) -> Result<ServerInfo, DbError> {
         admin_can_create_roles: row.get(6),
         can_read_passwords: row.get(7),
         has_pg_stat_statements: row.get(8),
+        fsync: row.get(9),
     })
 }
 
@@ -326,9 +332,12 @@ pub async fn public_schema(client: &Client) -> Result<Option<SchemaState>, DbErr
 }
 
 /// On servers that need the schema fix, reads schema `public` of every
-/// existing tenant database (one short connection each, a few at a time).
+/// existing tenant database (one short connection each, a few at a time:
+/// [`pool::short_sessions`] of `jobs`).
 pub async fn observe_public_schemas(
+    admin: &Client,
     settings: &crate::input::conninfo::ConnSettings,
+    jobs: usize,
     observed: &mut Observed,
 ) -> Result<(), DbError> {
     if !observed.server.needs_public_schema_fix() {
@@ -342,7 +351,8 @@ pub async fn observe_public_schemas(
         .filter(|d| d.allow_connections)
         .map(|d| d.name.clone())
         .collect();
-    let results = db::for_each_database(settings, names, |client, _| async move {
+    let concurrency = pool::short_sessions(admin, jobs, names.len()).await?;
+    let results = db::for_each_database(settings, names, concurrency, |client, _| async move {
         public_schema(&client).await
     })
     .await;
@@ -388,11 +398,14 @@ UNION ALL SELECT lomowner FROM pg_catalog.pg_largeobject_metadata WHERE oid OPER
  LIMIT 1";
 
 /// For each existing tenant database whose owner is not its tenant, looks
-/// inside it (one short connection each, a few at a time) for an object
-/// owned by someone else: ownership of such a database never moves (see
-/// `plan`). Databases owned by their tenant cost nothing.
+/// inside it (one short connection each, a few at a time:
+/// [`pool::short_sessions`] of `jobs`) for an object owned by someone else:
+/// ownership of such a database never moves (see `plan`). Databases owned by
+/// their tenant cost nothing.
 pub async fn observe_foreign_objects(
+    admin: &Client,
     settings: &crate::input::conninfo::ConnSettings,
+    jobs: usize,
     observed: &mut Observed,
     tenant_databases: &[(String, String)],
 ) -> Result<(), DbError> {
@@ -405,8 +418,9 @@ pub async fn observe_foreign_objects(
         return Ok(());
     }
     let names: Vec<String> = owners.keys().cloned().collect();
+    let concurrency = pool::short_sessions(admin, jobs, names.len()).await?;
     let owners = std::sync::Arc::new(owners);
-    let results = db::for_each_database(settings, names, {
+    let results = db::for_each_database(settings, names, concurrency, {
         let owners = owners.clone();
         move |client, name: String| {
             let owners = owners.clone();

@@ -14,9 +14,6 @@ use crate::server::error::ErrorKind;
 /// against one server: the bytes of "pgtenant".
 pub const ADVISORY_LOCK_KEY: i64 = 0x7067_7465_6e61_6e74;
 
-/// How many short connections into tenant databases may be open at once.
-const DATABASE_CONCURRENCY: usize = 4;
-
 /// How long pgtenant waits for another pgtenant run (the advisory lock)
 /// before it gives up. Any role that can connect to the maintenance
 /// database can take that lock too; this bounds what it can stall.
@@ -214,11 +211,13 @@ pub async fn lock(client: &Client) -> Result<(), DbError> {
 }
 
 /// Runs `f` on a short session into each database (with the database's
-/// name), a few at a time. Results come back in no particular order, each
-/// with its database name.
+/// name), at most `concurrency` (at least 1) at a time; the caller bounds it
+/// by the server's free slots ([`crate::server::pool::short_sessions`]).
+/// Results come back in no particular order, each with its database name.
 pub async fn for_each_database<F, Fut, T>(
     settings: &ConnSettings,
     databases: Vec<String>,
+    concurrency: usize,
     f: F,
 ) -> Vec<(String, Result<T, DbError>)>
 where
@@ -230,7 +229,7 @@ where
     let mut set = JoinSet::new();
     let mut pending = databases.into_iter();
     loop {
-        while set.len() < DATABASE_CONCURRENCY {
+        while set.len() < concurrency.max(1) {
             let Some(name) = pending.next() else { break };
             let settings = settings.clone();
             let f = f.clone();

@@ -4,5 +4,7 @@
 pub(crate) mod catalog;
 pub mod db;
 pub mod error;
+pub(crate) mod pool;
 pub mod sql;
+pub mod strategy;
 pub mod tls;

@@ -143,12 +143,23 @@ pub fn alter_database_connections(
     Statement::public(text)
 }
 
-pub fn create_database(database: &str, owner: &str) -> Statement {
-    Statement::public(format!(
+/// `CREATE DATABASE ... OWNER ...`, with a `STRATEGY` clause (15 and newer)
+/// when one is given; see [`crate::server::strategy`].
+pub fn create_database(
+    database: &str,
+    owner: &str,
+    strategy: Option<crate::server::strategy::Strategy>,
+) -> Statement {
+    let mut text = format!(
         "CREATE DATABASE {} OWNER {}",
         quote_ident(database),
         quote_ident(owner)
-    ))
+    );
+    if let Some(s) = strategy {
+        text.push_str(" STRATEGY = ");
+        text.push_str(s.keyword());
+    }
+    Statement::public(text)
 }
 
 pub fn alter_database_owner(database: &str, owner: &str) -> Statement {

@@ -408,6 +408,7 @@ impl Daemon<'_> {
             &self.conn,
             desired,
             self.settings.options,
+            self.settings.apply,
             Some(&mut self.cache),
         )
         .await;

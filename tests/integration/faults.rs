@@ -120,7 +120,7 @@ fn users_content(generations: &[u32]) -> String {
 /// After a SIGKILL of the postmaster its backends live on for a moment and
 /// keep the shared memory segment attached; a new postmaster refuses to start
 /// until they are gone. Waits for that (the segment id is in postmaster.pid).
-fn wait_for_orphans(server: &PgServer) {
+pub(crate) fn wait_for_orphans(server: &PgServer) {
     let pid_file =
         std::fs::read_to_string(server.data_dir().join("postmaster.pid")).unwrap_or_default();
     let Some(shmid) = pid_file
@@ -322,6 +322,12 @@ fn apply_converges_after_the_server_dies_at_random_points() {
 
     let mut log = Vec::new();
     let mut completed = 0;
+    // Runs (interrupted or recovering) that worked over extra sessions: the
+    // faults must hit the parallel path (`--jobs`, default 4).
+    let mut parallel = 0;
+    let over_sessions = |stderr: &str| {
+        stderr.contains("applying over ") && !stderr.contains("applying over 1 session")
+    };
     for n in 0..runs {
         let rotated = if n == 0 {
             Vec::new()
@@ -370,6 +376,7 @@ fn apply_converges_after_the_server_dies_at_random_points() {
         if code == Some(0) {
             completed += 1;
         }
+        parallel += usize::from(over_sessions(&stderr));
         if !server.is_running() {
             server.start_again();
         }
@@ -377,6 +384,7 @@ fn apply_converges_after_the_server_dies_at_random_points() {
         let t_recovery = Instant::now();
         let recovery = run(&server, users.path(), &["apply"]);
         let recovery_took = t_recovery.elapsed();
+        parallel += usize::from(over_sessions(&recovery.stderr));
         assert_eq!(
             recovery.code, 0,
             "{context}: the apply after the fault failed:\n{}",
@@ -429,7 +437,11 @@ fn apply_converges_after_the_server_dies_at_random_points() {
             window = recovery_took;
         }
     }
-    eprintln!("faults: seed {seed}, {runs} runs, {completed} finished before their fault");
+    eprintln!(
+        "faults: seed {seed}, {runs} runs, {completed} finished before their fault, \
+         {parallel} applies over several sessions"
+    );
+    assert!(parallel > 0, "no apply worked over several sessions");
 }
 
 /// `pgtenant run`, the long-running mode, through the same kind of faults:

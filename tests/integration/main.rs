@@ -10,6 +10,7 @@ mod files;
 mod fixture;
 mod hostile;
 mod output;
+mod parallel;
 mod pgbouncer;
 mod privilege;
 mod run;

@@ -426,6 +426,9 @@ fn server_restart_during_an_apply_reconverges() {
     let mut run = Sidecar::run(&server, users.path(), &["--resync-interval", "1h"]);
     run.wait_log(r#"created database "t01_db""#);
     server.kill();
+    // Backends in the middle of a CREATE DATABASE outlive their postmaster
+    // for a moment; a new one cannot start until they are gone.
+    crate::faults::wait_for_orphans(&server);
     server.start_again();
     eventually("all 40 tenants after the restart", || {
         one(

@@ -371,6 +371,24 @@ fn prefer_and_allow_reach_a_tls_only_server() {
     );
 }
 
+/// The extra sessions of a first apply (`--jobs`) connect exactly as the
+/// admin session does: this admin may only log in over TLS, so a plain or an
+/// unverified extra session would be refused and the apply would say it
+/// worked over fewer.
+#[test]
+fn extra_sessions_use_the_same_tls_as_the_admin_session() {
+    let s = TlsServer::start(&["localhost"]);
+    s.users.write("ta:pw-a\ntb:pw-b\ntc:pw-c\ntd:pw-d\n");
+    let r = s.run(
+        "localhost",
+        &["apply", "--jobs", "3"],
+        &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", s.ca())],
+    );
+    r.assert_code(0);
+    assert_has(&r, "applying over 3 sessions");
+    assert_has(&r, "4 tenants: 4 created");
+}
+
 /// Through the library, on one session: `pg_stat_ssl` says whether it is
 /// encrypted, and SCRAM channel binding (`tls-server-end-point`) works when
 /// required by the client.
