@@ -40,7 +40,7 @@ use crate::reconcile::{self, CheckCache};
 use crate::settings::{RunSettings, Settings};
 use crate::wait::{self, Session, Waiter};
 use crate::watch::Watcher;
-use crate::{duration, exit, users_file};
+use crate::{duration, exit};
 
 /// After the first event, re-read once no event came for this long...
 const SETTLE_QUIET: Duration = Duration::from_millis(200);
@@ -175,6 +175,8 @@ struct Daemon<'a> {
     conn: ConnSettings,
     conn_fingerprint: [u8; 32],
     desired: Option<Desired>,
+    /// The config's `password_file`s, watched like the users file.
+    password_files: Vec<std::path::PathBuf>,
     cache: CheckCache,
     last_failed: bool,
     failure_backoff: Duration,
@@ -214,6 +216,7 @@ pub async fn run(settings: &Settings, opts: &RunSettings) -> i32 {
         conn: settings.conn.clone(),
         conn_fingerprint: fingerprint(&settings.conn),
         desired: None,
+        password_files: Vec::new(),
         cache: CheckCache::default(),
         last_failed: false,
         failure_backoff: FAILURE_BACKOFF_MIN,
@@ -454,13 +457,18 @@ impl Daemon<'_> {
             Ok(c) => c,
             Err(e) => return self.invalid(&format!("admin connection settings: {e}")),
         };
-        let parsed = match users_file::load(&self.settings.users_file, &conn.user) {
+        let parsed = match crate::load::load(
+            &self.settings.users_file,
+            self.settings.config.as_deref(),
+            &conn.user,
+        ) {
             Ok(p) => p,
             Err(e) => {
                 self.watch(&conn);
                 return self.invalid(&e.to_string());
             }
         };
+        self.password_files = parsed.password_files.clone();
         self.watch(&conn);
         let was_invalid = self
             .shared
@@ -528,6 +536,8 @@ impl Daemon<'_> {
     /// Watches the users file and the credential files of `conn`.
     fn watch(&mut self, conn: &ConnSettings) {
         let mut files = vec![self.settings.users_file.clone()];
+        files.extend(self.settings.config.iter().cloned());
+        files.extend(self.password_files.iter().cloned());
         files.extend(conn.watched_files.iter().cloned());
         // The files the process started with stay watched: a credential
         // file that failed to resolve is not in `conn` but may be fixed.

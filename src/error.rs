@@ -4,6 +4,8 @@
 use crate::conninfo::ConnError;
 use crate::db::DbError;
 use crate::exit;
+use crate::config::ConfigError;
+use crate::load::LoadError;
 use crate::users_file::InputError;
 
 #[derive(Debug, thiserror::Error)]
@@ -13,11 +15,22 @@ pub enum Error {
     #[error(transparent)]
     Input(#[from] InputError),
     #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
     Db(#[from] DbError),
     #[error("{failed} of {total} tenants failed")]
     TenantsFailed { failed: usize, total: usize },
     #[error("failed to start the runtime: {0}")]
     Runtime(std::io::Error),
+}
+
+impl From<LoadError> for Error {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Users(e) => Error::Input(e),
+            LoadError::Config(e) => Error::Config(e),
+        }
+    }
 }
 
 impl Error {
@@ -39,13 +52,28 @@ impl Error {
                     if lines.len() == 1 { "" } else { "s" }
                 );
             }
+            Error::Config(ConfigError::Invalid(problems)) => {
+                for p in problems {
+                    tracing::error!(
+                        file = %p.file.display(),
+                        line = p.pos.line,
+                        column = p.pos.column,
+                        "{p}"
+                    );
+                }
+                tracing::error!(
+                    "{} problem{} in the config file; nothing was changed",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" }
+                );
+            }
             other => tracing::error!("{other}"),
         }
     }
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Settings(_) | Error::Input(_) => exit::INVALID_INPUT,
+            Error::Settings(_) | Error::Input(_) | Error::Config(_) => exit::INVALID_INPUT,
             Error::Db(_) | Error::TenantsFailed { .. } | Error::Runtime(_) => exit::FAILURE,
         }
     }

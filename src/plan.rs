@@ -364,16 +364,18 @@ mod tests {
             tenants: roles
                 .iter()
                 .enumerate()
-                .map(|(i, r)| Tenant {
-                    role: r.to_string(),
-                    password: Password::new("pw"),
-                    database: Tenant::database_name(r),
-                    origin: Origin {
-                        file: "users".into(),
-                        line: i + 1,
-                    },
+                .map(|(i, r)| {
+                    Tenant::with_defaults(
+                        r.to_string(),
+                        Password::new("pw"),
+                        Origin {
+                            file: "users".into(),
+                            line: i + 1,
+                        },
+                    )
                 })
                 .collect(),
+            members: Vec::new(),
         }
     }
 

@@ -11,11 +11,16 @@ use crate::env::Env;
 use crate::error::Error;
 use crate::render::{self, Format};
 use crate::settings::{self, CommandSettings, Settings};
-use crate::{daemon, exit, logging, reconcile, status, users_file, wait};
+use crate::{daemon, exit, logging, reconcile, status, wait};
 
 /// Runs one command to completion and returns the exit code it earned.
 pub fn run(cli: Cli, env: Env) -> Result<i32, Error> {
     logging::init(cli.global.log_format, cli.global.log_level);
+    // Needs neither a server nor an input.
+    if let crate::cli::Command::ConfigSchema = cli.command {
+        print(crate::config::SCHEMA);
+        return Ok(exit::SUCCESS);
+    }
     let settings = settings::resolve(cli, &env)?;
     for w in &settings.conn.warnings {
         warn!("{w}");
@@ -42,10 +47,14 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(Error::Runtime)
 }
 
-/// Reads and validates the whole users file before anything touches the
-/// server.
+/// Reads and validates the whole input (users file or directory, config)
+/// before anything touches the server.
 pub fn load_input(settings: &Settings) -> Result<Desired, Error> {
-    let parsed = users_file::load(&settings.users_file, &settings.conn.user)?;
+    let parsed = crate::load::load(
+        &settings.users_file,
+        settings.config.as_deref(),
+        &settings.conn.user,
+    )?;
     for w in &parsed.warnings {
         warn!(file = %w.origin.file.display(), line = w.origin.line, "{w}");
     }
@@ -96,7 +105,7 @@ async fn dispatch(settings: &Settings, desired: &Desired) -> Result<i32, Error> 
             });
             Ok(exit::SUCCESS)
         }
-        CommandSettings::Run(_) | CommandSettings::Wait { .. } => {
+        CommandSettings::Run(_) | CommandSettings::Wait { .. } | CommandSettings::ConfigSchema => {
             unreachable!("long-running commands are dispatched by run()")
         }
     }

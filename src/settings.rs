@@ -16,6 +16,7 @@ use crate::render::Format;
 pub struct Settings {
     pub conn: ConnSettings,
     pub users_file: PathBuf,
+    pub config: Option<PathBuf>,
     pub options: Options,
     pub log_format: LogFormat,
     pub log_level: LogLevel,
@@ -34,6 +35,7 @@ pub enum CommandSettings {
     Status { output: Format },
     Run(RunSettings),
     Wait { timeout: Option<Duration> },
+    ConfigSchema,
 }
 
 /// `pgtenant run`.
@@ -64,10 +66,12 @@ pub fn resolve(cli: Cli, env: &Env) -> Result<Settings, ConnError> {
             listen,
         }),
         Command::Wait { timeout } => CommandSettings::Wait { timeout },
+        Command::ConfigSchema => CommandSettings::ConfigSchema,
     };
     Ok(Settings {
         conn,
         users_file: g.users,
+        config: g.config,
         options: Options {
             isolation: !g.no_isolation,
         },

@@ -40,6 +40,8 @@ pub struct Watcher {
     signal: Arc<Notify>,
     /// File names whose events count, shared with the event handler.
     names: Arc<Mutex<HashSet<OsString>>>,
+    /// Directories (a users directory) in which every entry counts.
+    whole: Arc<Mutex<HashSet<PathBuf>>>,
     dirs: HashSet<PathBuf>,
 }
 
@@ -47,12 +49,14 @@ impl Watcher {
     pub fn new() -> Result<Self, WatchError> {
         let signal = Arc::new(Notify::new());
         let names: Arc<Mutex<HashSet<OsString>>> = Arc::default();
-        let (s, n) = (signal.clone(), names.clone());
+        let whole: Arc<Mutex<HashSet<PathBuf>>> = Arc::default();
+        let (s, n, wh) = (signal.clone(), names.clone(), whole.clone());
         let inner = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let wake = match res {
                 Ok(event) => {
                     let names = n.lock().unwrap_or_else(|e| e.into_inner());
-                    relevant(&event, &names)
+                    let whole = wh.lock().unwrap_or_else(|e| e.into_inner());
+                    relevant(&event, &names) || in_whole(&event, &whole)
                 }
                 // A lost or overflowed queue: look again, to be safe.
                 Err(_) => true,
@@ -68,6 +72,7 @@ impl Watcher {
             inner,
             signal,
             names,
+            whole,
             dirs: HashSet::new(),
         })
     }
@@ -90,7 +95,17 @@ impl Watcher {
                 }
             }
         }
+        // A directory (the users directory): watched itself, every entry
+        // counts, the kubelet's `..data` swap included.
+        let mut whole = HashSet::new();
+        for file in files {
+            if std::fs::metadata(file).is_ok_and(|m| m.is_dir()) {
+                dirs.insert(file.clone());
+                whole.insert(file.clone());
+            }
+        }
         *self.names.lock().unwrap_or_else(|e| e.into_inner()) = names;
+        *self.whole.lock().unwrap_or_else(|e| e.into_inner()) = whole;
         for gone in self.dirs.difference(&dirs).cloned().collect::<Vec<_>>() {
             // Fails when the kernel already dropped it (directory removed).
             let _ = self.inner.unwatch(&gone);
@@ -167,6 +182,17 @@ fn relevant(event: &notify::Event, names: &HashSet<OsString>) -> bool {
             .paths
             .iter()
             .any(|p| p.file_name().is_some_and(|n| names.contains(n)))
+}
+
+/// Whether an event changed an entry of a watched directory.
+fn in_whole(event: &notify::Event, whole: &HashSet<PathBuf>) -> bool {
+    if whole.is_empty() || matches!(event.kind, EventKind::Access(AccessKind::Open(_) | AccessKind::Close(AccessMode::Read) | AccessKind::Read | AccessKind::Any)) {
+        return false;
+    }
+    event
+        .paths
+        .iter()
+        .any(|p| p.parent().is_some_and(|d| whole.contains(d)))
 }
 
 #[cfg(test)]
