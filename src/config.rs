@@ -1032,7 +1032,7 @@ tenants:
         pgtenant.yaml:12:11: setting "ok": expected a value or a list of values, found a mapping
         pgtenant.yaml:13:14: readers: expected a list, found a scalar
         "#);
-        insta::assert_snapshot!(problems("tenants:\n  a: {}\n  a: {}\n"), @r#"pgtenant.yaml:3:3: duplicate key "a" (first at line 1 column 3)"#);
+        insta::assert_snapshot!(problems("tenants:\n  a: {}\n  a: {}\n"), @r#"pgtenant.yaml:3:3: duplicate key "a" (first at line 2 column 3)"#);
         insta::assert_snapshot!(problems("tenants: [a, b]\n"), @"pgtenant.yaml:1:10: tenants: expected a mapping, found a list");
     }
 
