@@ -53,10 +53,17 @@ pub async fn apply(
     mut cache: Option<&mut CheckCache>,
 ) -> Result<Vec<TenantOutcome>, DbError> {
     let verifiers = make_verifiers(desired, plan, server)?;
-    let mut outcomes = Vec::with_capacity(desired.tenants.len());
-    for tenant in &desired.tenants {
-        let role = &tenant.role;
-        if let Some(conflict) = plan.conflicts.iter().find(|c| &c.tenant == role) {
+    let mut outcomes = Vec::with_capacity(desired.tenants.len() + desired.members.len());
+    // Readers and writers first: a tenant's grants name them.
+    let units = desired
+        .members
+        .iter()
+        .map(|m| (&m.role, &m.password))
+        .chain(desired.tenants.iter().map(|t| (&t.role, &t.password)));
+    for (role, password) in units {
+        let conflicts: Vec<&crate::plan::Conflict> =
+            plan.conflicts.iter().filter(|c| &c.tenant == role).collect();
+        if let Some(conflict) = conflicts.iter().find(|c| c.blocking) {
             error!(role = %role, "refusing to manage role {}: {}", quote_ident(role), conflict.reason);
             outcomes.push(TenantOutcome {
                 tenant: role.clone(),
@@ -65,10 +72,14 @@ pub async fn apply(
             continue;
         }
         let mut outcome = Outcome::Unchanged;
+        // One short connection per database this tenant changes inside.
+        let mut inside: HashMap<String, Client> = HashMap::new();
         'changes: for change in plan.changes_for(role) {
             for step in &change.steps {
-                if let Err(e) = run_step(client, settings, server, step, &verifiers).await {
-                    if e.is_connection_lost() {
+                if let Err(e) =
+                    run_step(client, settings, server, step, &verifiers, &mut inside).await
+                {
+                    if e.is_connection_lost() && !is_inside(step) {
                         return Err(e);
                     }
                     error!(role = %role, error = %e, "tenant {} failed: {e}", quote_ident(role));
@@ -78,7 +89,7 @@ pub async fn apply(
                 // The server stores the verifier as sent: the next resync
                 // finds it and needs no key derivation to trust it.
                 if let (Some(c), Some(v)) = (cache.as_deref_mut(), set_verifier(step, &verifiers)) {
-                    c.remember(role, v, tenant.password.expose());
+                    c.remember(role, v, password.expose());
                 }
             }
             outcome = match (change.action, &outcome) {
@@ -87,12 +98,31 @@ pub async fn apply(
                 (_, other) => other.clone(),
             };
         }
+        // A conflict that leaves one object as it is: the rest was applied,
+        // and the tenant still counts as failed.
+        if let (Some(conflict), true) = (conflicts.first(), outcome.is_ok()) {
+            error!(role = %role, "tenant {}: {}", quote_ident(role), conflict.reason);
+            outcome = Outcome::Refused(conflict.reason.clone());
+        }
         outcomes.push(TenantOutcome {
             tenant: role.clone(),
             outcome,
         });
     }
     Ok(outcomes)
+}
+
+/// Steps that run over a connection into a tenant database: losing it is
+/// that tenant's failure, not the admin session's.
+fn is_inside(step: &Step) -> bool {
+    matches!(
+        step,
+        Step::CreateSchema { .. }
+            | Step::AlterSchemaOwner { .. }
+            | Step::CreateExtension { .. }
+            | Step::UpdateExtension { .. }
+            | Step::GrantMember(_)
+    )
 }
 
 /// The verifier a successful `step` stored, if it set a password.
@@ -128,13 +158,7 @@ fn make_verifiers(
             } => Some(role.as_str()),
             _ => None,
         })
-        .filter_map(|role| {
-            desired
-                .tenants
-                .iter()
-                .find(|t| t.role == role)
-                .map(|t| (role, t.password.expose()))
-        })
+        .filter_map(|role| desired.password_of(role).map(|p| (role, p.expose())))
         .collect();
     let encryption = server.password_encryption;
     let iterations = server.scram_iterations_or_default();
@@ -157,9 +181,22 @@ async fn run_step(
     server: &ServerInfo,
     step: &Step,
     verifiers: &HashMap<String, String>,
+    inside: &mut HashMap<String, Client>,
 ) -> Result<(), DbError> {
     let verifier = |role: &str| verifiers.get(role).map(String::as_str).unwrap_or_default();
     match step {
+        Step::CreateDatabaseWith { .. }
+        | Step::DatabaseConnectionLimit { .. }
+        | Step::RoleConnectionLimit { .. }
+        | Step::SetRoleSetting { .. }
+        | Step::GrantConnect { .. }
+        | Step::CreateSchema { .. }
+        | Step::AlterSchemaOwner { .. }
+        | Step::CreateExtension { .. }
+        | Step::UpdateExtension { .. }
+        | Step::GrantMember(_) => {
+            crate::apply_config::run_step(client, settings, server, step, inside).await?;
+        }
         Step::CreateRole { role } => {
             let stmt = sql::create_role(role, verifier(role));
             execute(client, server, &stmt, "create role", role).await?;
@@ -271,7 +308,7 @@ async fn run_step(
 /// the roles it created (it holds ADMIN OPTION on them) or was given ADMIN
 /// OPTION on. On 16 and newer the membership does not inherit the tenant's
 /// privileges. A superuser needs nothing.
-async fn ensure_can_set_role(
+pub(crate) async fn ensure_can_set_role(
     client: &Client,
     server: &ServerInfo,
     role: &str,
@@ -309,7 +346,7 @@ async fn ensure_can_set_role(
 /// (no inherited privileges) would only warn "no privileges could be
 /// revoked" and change nothing. `SET LOCAL` in the implicit transaction of
 /// one query string ends with it, also on error.
-async fn revoke_as_owner(
+pub(crate) async fn revoke_as_owner(
     client: &Client,
     server: &ServerInfo,
     database: &str,
@@ -368,7 +405,7 @@ const QUIET: &str = "BEGIN; \
     SET LOCAL debug_print_rewritten = off; \
     SET LOCAL debug_print_plan = off";
 
-async fn execute(
+pub(crate) async fn execute(
     client: &Client,
     server: &ServerInfo,
     stmt: &Statement,

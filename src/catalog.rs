@@ -10,7 +10,7 @@ use std::fmt;
 
 use tokio_postgres::Client;
 
-use crate::db::{self, DbError};
+use crate::db::DbError;
 use crate::password::PasswordEncryption;
 
 /// Facts about the server and the admin role that shape the SQL pgtenant sends.
@@ -62,6 +62,10 @@ pub struct ObservedRole {
     /// The stored secret (`SCRAM-SHA-256$...` or `md5...`), when the admin can
     /// read it. A secret: never printed.
     pub password: Option<String>,
+    /// `rolconnlimit`; -1 is none.
+    pub connection_limit: i32,
+    /// `ALTER ROLE ... SET` settings for all databases, as `name=value`.
+    pub settings: Vec<String>,
 }
 
 impl fmt::Debug for ObservedRole {
@@ -73,6 +77,8 @@ impl fmt::Debug for ObservedRole {
             .field("replication", &self.replication)
             .field("bypass_rls", &self.bypass_rls)
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("connection_limit", &self.connection_limit)
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -87,6 +93,17 @@ pub struct ObservedDatabase {
     /// the fix (14 and older) and the database exists. `None` otherwise, or
     /// when the schema was dropped.
     pub public_schema: Option<SchemaState>,
+    /// `pg_encoding_to_char(encoding)`, `datcollate`, `datctype`.
+    pub encoding: String,
+    pub collate: String,
+    pub ctype: String,
+    /// `datconnlimit`; -1 is none.
+    pub connection_limit: i32,
+    /// Roles granted CONNECT on it explicitly (PUBLIC excluded).
+    pub connect: Vec<String>,
+    /// The state inside it that the config asks for: read only for the
+    /// databases of tenants with extensions, schemas, readers or writers.
+    pub inside: Option<crate::catalog_inside::Inside>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +117,9 @@ pub struct Observed {
     pub server: ServerInfo,
     pub roles: HashMap<String, ObservedRole>,
     pub databases: HashMap<String, ObservedDatabase>,
+    /// Extension name -> the versions the server can install, for the
+    /// extensions the input names (none read without any).
+    pub available_extensions: HashMap<String, Vec<String>>,
 }
 
 const SERVER_INFO: &str = "\
@@ -149,13 +169,21 @@ pub async fn server_info(client: &Client) -> Result<ServerInfo, DbError> {
 
 const ROLES_WITH_PASSWORDS: &str = "\
 SELECT a.rolname::pg_catalog.text, a.rolcanlogin, a.rolsuper, a.rolreplication, a.rolbypassrls,
-       a.rolpassword
+       a.rolpassword,
+       a.rolconnlimit,
+       COALESCE((SELECT s.setconfig FROM pg_catalog.pg_db_role_setting s
+                  WHERE s.setrole OPERATOR(pg_catalog.=) a.oid AND s.setdatabase OPERATOR(pg_catalog.=) 0),
+                '{}')::pg_catalog.text[]
   FROM pg_catalog.pg_authid a
  WHERE a.rolname::pg_catalog.text OPERATOR(pg_catalog.=) ANY($1::pg_catalog.text[])";
 
 const ROLES_WITHOUT_PASSWORDS: &str = "\
 SELECT a.rolname::pg_catalog.text, a.rolcanlogin, a.rolsuper, a.rolreplication, a.rolbypassrls,
-       NULL::pg_catalog.text
+       NULL::pg_catalog.text,
+       a.rolconnlimit,
+       COALESCE((SELECT s.setconfig FROM pg_catalog.pg_db_role_setting s
+                  WHERE s.setrole OPERATOR(pg_catalog.=) a.oid AND s.setdatabase OPERATOR(pg_catalog.=) 0),
+                '{}')::pg_catalog.text[]
   FROM pg_catalog.pg_roles a
  WHERE a.rolname::pg_catalog.text OPERATOR(pg_catalog.=) ANY($1::pg_catalog.text[])";
 
@@ -166,7 +194,14 @@ SELECT d.datname::pg_catalog.text, o.rolname::pg_catalog.text,
        EXISTS (SELECT FROM pg_catalog.aclexplode(COALESCE(d.datacl, pg_catalog.acldefault('d', d.datdba))) x
                 WHERE x.grantee OPERATOR(pg_catalog.=) 0 AND x.privilege_type OPERATOR(pg_catalog.=) 'CONNECT'),
        EXISTS (SELECT FROM pg_catalog.aclexplode(COALESCE(d.datacl, pg_catalog.acldefault('d', d.datdba))) x
-                WHERE x.grantee OPERATOR(pg_catalog.=) 0 AND x.privilege_type OPERATOR(pg_catalog.=) 'TEMPORARY')
+                WHERE x.grantee OPERATOR(pg_catalog.=) 0 AND x.privilege_type OPERATOR(pg_catalog.=) 'TEMPORARY'),
+       pg_catalog.pg_encoding_to_char(d.encoding)::pg_catalog.text, d.datcollate::pg_catalog.text,
+       d.datctype::pg_catalog.text, d.datconnlimit,
+       ARRAY(SELECT r.rolname::pg_catalog.text
+               FROM pg_catalog.aclexplode(COALESCE(d.datacl, pg_catalog.acldefault('d', d.datdba))) x
+               JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) x.grantee
+              WHERE x.privilege_type OPERATOR(pg_catalog.=) 'CONNECT'
+              ORDER BY 1)
   FROM pg_catalog.pg_database d
   JOIN pg_catalog.pg_roles o ON o.oid OPERATOR(pg_catalog.=) d.datdba
  WHERE d.datname::pg_catalog.text OPERATOR(pg_catalog.=) ANY($1::pg_catalog.text[])";
@@ -205,6 +240,8 @@ pub async fn observe(
                 replication: row.get(3),
                 bypass_rls: row.get(4),
                 password: row.get(5),
+                connection_limit: row.get(6),
+                settings: row.get(7),
             };
             (role.name.clone(), role)
         })
@@ -222,6 +259,12 @@ pub async fn observe(
                 public_connect: row.get(2),
                 public_temporary: row.get(3),
                 public_schema: None,
+                encoding: row.get(4),
+                collate: row.get(5),
+                ctype: row.get(6),
+                connection_limit: row.get(7),
+                connect: row.get(8),
+                inside: None,
             };
             (db.name.clone(), db)
         })
@@ -230,6 +273,7 @@ pub async fn observe(
         server,
         roles,
         databases,
+        available_extensions: HashMap::new(),
     })
 }
 
@@ -243,27 +287,4 @@ pub async fn public_schema(client: &Client) -> Result<Option<SchemaState>, DbErr
         owner: row.get(0),
         public_create: row.get(1),
     }))
-}
-
-/// On servers that need the schema fix, reads schema `public` of every
-/// existing tenant database (one short connection each, a few at a time).
-pub async fn observe_public_schemas(
-    settings: &crate::conninfo::ConnSettings,
-    observed: &mut Observed,
-) -> Result<(), DbError> {
-    if !observed.server.needs_public_schema_fix() {
-        return Ok(());
-    }
-    let names: Vec<String> = observed.databases.keys().cloned().collect();
-    let results = db::for_each_database(settings, names, |client| async move {
-        public_schema(&client).await
-    })
-    .await;
-    for (name, result) in results {
-        let state = result?;
-        if let Some(db) = observed.databases.get_mut(&name) {
-            db.public_schema = state;
-        }
-    }
-    Ok(())
 }

@@ -11,7 +11,9 @@
 //! ```
 
 pub mod apply;
+pub mod apply_config;
 pub mod catalog;
+pub mod catalog_inside;
 pub mod cli;
 pub mod config;
 pub mod conninfo;
@@ -30,6 +32,7 @@ pub mod parallel;
 pub mod password;
 pub mod pgpass;
 pub mod plan;
+pub mod plan_config;
 pub mod reconcile;
 pub mod render;
 pub mod run;
@@ -38,6 +41,7 @@ pub mod secret_file;
 pub mod settings;
 pub mod sql;
 pub mod status;
+pub mod status_config;
 pub mod tls;
 pub mod users_dir;
 pub mod users_file;

@@ -17,6 +17,12 @@ use crate::sql::quote_ident;
 pub enum Object {
     Role,
     Database,
+    Extension,
+    Schema,
+    /// A reader's or writer's privileges in one database.
+    Grant,
+    /// A role setting (`ALTER ROLE ... SET`).
+    Setting,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -69,6 +75,56 @@ pub enum Step {
         owner: Option<String>,
         revoke_create: bool,
     },
+    /// `CREATE DATABASE` with the config's creation-time options.
+    CreateDatabaseWith {
+        database: String,
+        owner: String,
+        template: Option<String>,
+        encoding: Option<String>,
+        locale: Option<String>,
+        connection_limit: Option<i32>,
+    },
+    DatabaseConnectionLimit {
+        database: String,
+        limit: i32,
+    },
+    RoleConnectionLimit {
+        role: String,
+        limit: i32,
+    },
+    SetRoleSetting {
+        role: String,
+        name: String,
+        value: crate::desired::SettingValue,
+    },
+    GrantConnect {
+        database: String,
+        role: String,
+    },
+    /// Inside the database, as the tenant.
+    CreateSchema {
+        database: String,
+        schema: String,
+        owner: String,
+    },
+    AlterSchemaOwner {
+        database: String,
+        schema: String,
+        owner: String,
+    },
+    CreateExtension {
+        database: String,
+        extension: crate::desired::ExtensionSpec,
+    },
+    UpdateExtension {
+        database: String,
+        name: String,
+        version: String,
+    },
+    /// Inside the database, as the tenant: a reader's or writer's
+    /// privileges on the tenant's schemas, tables and sequences, and the
+    /// tenant's default privileges for it.
+    GrantMember(Box<crate::plan_config::MemberGrant>),
 }
 
 /// One changed object, as people and scripts read it.
@@ -80,6 +136,9 @@ pub struct Change {
     pub details: Vec<String>,
     /// The tenant's role, which every change belongs to.
     pub tenant: String,
+    /// The database an extension, schema or grant lives in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
     #[serde(skip)]
     pub steps: Vec<Step>,
 }
@@ -89,6 +148,13 @@ pub struct Change {
 pub struct Conflict {
     pub tenant: String,
     pub reason: String,
+    /// Whether nothing of the tenant is changed (a refused role, an
+    /// extension the server lacks), as opposed to one object left as it is.
+    #[serde(skip)]
+    pub blocking: bool,
+    /// Shown before the changes: the server lacks something.
+    #[serde(skip)]
+    pub first: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -120,18 +186,52 @@ pub fn plan(
     passwords: &[PasswordCheck],
     options: Options,
 ) -> Plan {
-    assert_eq!(desired.tenants.len(), passwords.len());
+    assert_eq!(desired.tenants.len() + desired.members.len(), passwords.len());
+    let (tenant_checks, member_checks) = passwords.split_at(desired.tenants.len());
     let mut plan = Plan::default();
-    for (tenant, check) in desired.tenants.iter().zip(passwords) {
-        if let Some(reason) = refusal(tenant, observed) {
+    // Readers and writers first: their roles must exist before a tenant
+    // grants them anything.
+    let mut refused_members = std::collections::HashSet::new();
+    for (member, check) in desired.members.iter().zip(member_checks) {
+        if let Some(reason) = refusal(&member.role, observed) {
+            refused_members.insert(member.role.clone());
             plan.conflicts.push(Conflict {
-                tenant: tenant.role.clone(),
+                tenant: member.role.clone(),
                 reason,
+                blocking: true,
+                first: false,
             });
             continue;
         }
-        plan_role(tenant, observed, *check, &mut plan.changes);
-        plan_database(tenant, observed, options, &mut plan.changes);
+        plan_role(&member.role, observed, *check, &mut plan.changes);
+    }
+    for (tenant, check) in desired.tenants.iter().zip(tenant_checks) {
+        if let Some(reason) = refusal(&tenant.role, observed) {
+            plan.conflicts.push(Conflict {
+                tenant: tenant.role.clone(),
+                reason,
+                blocking: true,
+                first: false,
+            });
+            continue;
+        }
+        // Checked before anything of the tenant is planned: an extension
+        // the server lacks fails the tenant with nothing changed.
+        if let Some(reason) = crate::plan_config::unavailable_extensions(tenant, observed) {
+            plan.conflicts.push(Conflict {
+                tenant: tenant.role.clone(),
+                reason,
+                blocking: true,
+                first: true,
+            });
+            continue;
+        }
+        plan_role(&tenant.role, observed, *check, &mut plan.changes);
+        crate::plan_config::plan_role_extras(tenant, observed, &mut plan.changes);
+        for db in &tenant.databases {
+            plan_database(tenant, db, observed, options, &refused_members, &mut plan);
+            crate::plan_config::plan_inside(tenant, db, observed, &refused_members, &mut plan);
+        }
     }
     plan
 }
@@ -139,8 +239,8 @@ pub fn plan(
 /// An existing role with powers beyond a tenant's is never taken over by a
 /// line in a users file: that would hand a superuser's password to whoever
 /// can edit the Secret.
-fn refusal(tenant: &Tenant, observed: &Observed) -> Option<String> {
-    let role = observed.roles.get(&tenant.role)?;
+fn refusal(name: &str, observed: &Observed) -> Option<String> {
+    let role = observed.roles.get(name)?;
     let mut powers = Vec::new();
     if role.superuser {
         powers.push("SUPERUSER");
@@ -156,13 +256,13 @@ fn refusal(tenant: &Tenant, observed: &Observed) -> Option<String> {
     }
     Some(format!(
         "role {} exists with {}; pgtenant manages only ordinary login roles",
-        quote_ident(&tenant.role),
+        quote_ident(name),
         powers.join(", ")
     ))
 }
 
-fn plan_role(tenant: &Tenant, observed: &Observed, check: PasswordCheck, out: &mut Vec<Change>) {
-    let role = &tenant.role;
+fn plan_role(role: &str, observed: &Observed, check: PasswordCheck, out: &mut Vec<Change>) {
+    let role = &role.to_owned();
     let Some(existing) = observed.roles.get(role) else {
         out.push(Change {
             object: Object::Role,
@@ -170,6 +270,7 @@ fn plan_role(tenant: &Tenant, observed: &Observed, check: PasswordCheck, out: &m
             action: Action::Create,
             details: vec!["login".into(), "password".into()],
             tenant: role.clone(),
+            database: None,
             steps: vec![Step::CreateRole { role: role.clone() }],
         });
         return;
@@ -206,6 +307,7 @@ fn plan_role(tenant: &Tenant, observed: &Observed, check: PasswordCheck, out: &m
         action: Action::Update,
         details,
         tenant: role.clone(),
+        database: None,
         steps: vec![Step::AlterRole {
             role: role.clone(),
             login,
@@ -214,18 +316,22 @@ fn plan_role(tenant: &Tenant, observed: &Observed, check: PasswordCheck, out: &m
     });
 }
 
-fn plan_database(tenant: &Tenant, observed: &Observed, options: Options, out: &mut Vec<Change>) {
+fn plan_database(
+    tenant: &Tenant,
+    spec: &crate::desired::DatabaseSpec,
+    observed: &Observed,
+    options: Options,
+    refused_members: &std::collections::HashSet<String>,
+    plan: &mut Plan,
+) {
     let role = &tenant.role;
-    let database = &tenant.database;
+    let database = &spec.name;
     let schema_fix = observed.server.needs_public_schema_fix();
     let owner_detail = || format!("owner {}", quote_ident(role));
 
     let Some(existing) = observed.databases.get(database) else {
         let mut details = vec![owner_detail()];
-        let mut steps = vec![Step::CreateDatabase {
-            database: database.clone(),
-            owner: role.clone(),
-        }];
+        let mut steps = vec![crate::plan_config::create_database(tenant, spec, &mut details)];
         if options.isolation {
             details.push("revoke CONNECT, TEMPORARY from PUBLIC".to_owned());
             steps.push(Step::RevokeDatabase {
@@ -243,12 +349,14 @@ fn plan_database(tenant: &Tenant, observed: &Observed, options: Options, out: &m
                 });
             }
         }
-        out.push(Change {
+        crate::plan_config::grant_connect(tenant, spec, None, refused_members, &mut details, &mut steps);
+        plan.changes.push(Change {
             object: Object::Database,
             name: database.clone(),
             action: Action::Create,
             details,
             tenant: role.clone(),
+            database: None,
             steps,
         });
         return;
@@ -270,13 +378,23 @@ fn plan_database(tenant: &Tenant, observed: &Observed, options: Options, out: &m
     if options.isolation {
         isolate_existing(existing, role, schema_fix, &mut details, &mut steps);
     }
+    crate::plan_config::database_extras(tenant, spec, existing, &mut details, &mut steps, &mut plan.conflicts);
+    crate::plan_config::grant_connect(
+        tenant,
+        spec,
+        Some(existing),
+        refused_members,
+        &mut details,
+        &mut steps,
+    );
     if !steps.is_empty() {
-        out.push(Change {
+        plan.changes.push(Change {
             object: Object::Database,
             name: database.clone(),
             action: Action::Update,
             details,
             tenant: role.clone(),
+            database: None,
             steps,
         });
     }
@@ -387,6 +505,8 @@ mod tests {
             replication: false,
             bypass_rls: false,
             password: Some("SCRAM-SHA-256$...".into()),
+            connection_limit: -1,
+            settings: Vec::new(),
         }
     }
 
@@ -397,6 +517,12 @@ mod tests {
             public_connect: false,
             public_temporary: false,
             public_schema: None,
+            encoding: "UTF8".into(),
+            collate: "C".into(),
+            ctype: "C".into(),
+            connection_limit: -1,
+            connect: Vec::new(),
+            inside: None,
         }
     }
 
@@ -408,6 +534,7 @@ mod tests {
                 .into_iter()
                 .map(|d| (d.name.clone(), d))
                 .collect::<HashMap<_, _>>(),
+            available_extensions: HashMap::new(),
         }
     }
 
@@ -646,6 +773,7 @@ mod tests {
                     }
                     schema.public_create &= !revoke_create;
                 }
+                other => unreachable!("no config in these tests: {other:?}"),
             }
         }
     }

@@ -57,14 +57,13 @@ pub fn check_passwords(
 ) -> Vec<PasswordCheck> {
     let server = &observed.server;
     let inputs: Vec<(&str, Option<&str>, &str)> = desired
-        .tenants
-        .iter()
-        .map(|t| {
+        .logins()
+        .map(|(role, password)| {
             let stored = observed
                 .roles
-                .get(&t.role)
+                .get(role)
                 .and_then(|r| r.password.as_deref());
-            (t.role.as_str(), stored, t.password.expose())
+            (role, stored, password.expose())
         })
         .collect();
     let cached: Vec<bool> = inputs
@@ -124,7 +123,8 @@ pub async fn observe(
 ) -> Result<(Observed, Vec<PasswordCheck>), DbError> {
     let mut observed =
         catalog::observe(client, server, &desired.roles(), &desired.databases()).await?;
-    catalog::observe_public_schemas(settings, &mut observed).await?;
+    crate::catalog_inside::available_extensions(client, desired, &mut observed).await?;
+    crate::catalog_inside::observe(settings, desired, &mut observed).await?;
     let checks = check_passwords(desired, &observed, cache);
     Ok((observed, checks))
 }

@@ -99,9 +99,13 @@ async fn dispatch(settings: &Settings, desired: &Desired) -> Result<i32, Error> 
             let (observed, checks) =
                 reconcile::observe(&client, &settings.conn, server, desired, None).await?;
             let rows = status::rows(desired, &observed, &checks);
+            let plan = crate::plan::plan(desired, &observed, &checks, settings.options);
+            let objects = crate::status_config::objects(desired, &plan);
             print(&match output {
-                Format::Text => render::status_text(&rows),
-                Format::Json => render::status_json(&rows),
+                Format::Text => {
+                    render::status_text(&rows) + &crate::status_config::objects_text(&objects)
+                }
+                Format::Json => render::status_json_with(&rows, &objects),
             });
             Ok(exit::SUCCESS)
         }
