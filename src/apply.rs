@@ -13,6 +13,7 @@ use crate::desired::Desired;
 use crate::password;
 use crate::plan::{Action, PasswordReason, Plan, Step};
 use crate::reconcile::CheckCache;
+use crate::apply_config::Runner;
 use crate::sql::{self, quote_ident, Statement};
 
 /// What happened to one tenant.
@@ -115,13 +116,16 @@ pub async fn apply(
 /// Steps that run over a connection into a tenant database: losing it is
 /// that tenant's failure, not the admin session's.
 fn is_inside(step: &Step) -> bool {
+    use crate::plan_config::ConfigStep;
     matches!(
         step,
-        Step::CreateSchema { .. }
-            | Step::AlterSchemaOwner { .. }
-            | Step::CreateExtension { .. }
-            | Step::UpdateExtension { .. }
-            | Step::GrantMember(_)
+        Step::Config(
+            ConfigStep::CreateSchema { .. }
+                | ConfigStep::AlterSchemaOwner { .. }
+                | ConfigStep::CreateExtension { .. }
+                | ConfigStep::UpdateExtension { .. }
+                | ConfigStep::GrantMember(_)
+        )
     )
 }
 
@@ -185,17 +189,33 @@ async fn run_step(
 ) -> Result<(), DbError> {
     let verifier = |role: &str| verifiers.get(role).map(String::as_str).unwrap_or_default();
     match step {
-        Step::CreateDatabaseWith { .. }
-        | Step::DatabaseConnectionLimit { .. }
-        | Step::RoleConnectionLimit { .. }
-        | Step::SetRoleSetting { .. }
-        | Step::GrantConnect { .. }
-        | Step::CreateSchema { .. }
-        | Step::AlterSchemaOwner { .. }
-        | Step::CreateExtension { .. }
-        | Step::UpdateExtension { .. }
-        | Step::GrantMember(_) => {
-            crate::apply_config::run_step(client, settings, server, step, inside).await?;
+        Step::Config(step) => {
+            let planned = crate::apply_config::plan(step, server);
+            for e in &planned.execs {
+                if let Some(role) = &e.set_role {
+                    ensure_can_set_role(client, server, role).await?;
+                }
+                match &e.runner {
+                    Runner::Admin => {
+                        execute(client, server, &e.stmt, e.operation, &e.object).await?
+                    }
+                    Runner::AdminAsOwner { database } => {
+                        run_as_owner(client, server, database, &e.stmt).await?
+                    }
+                    Runner::Inside { database, role } => {
+                        if !inside.contains_key(database) {
+                            let session = db::connect(settings, Some(database)).await?;
+                            inside.insert(database.clone(), session);
+                        }
+                        let stmt = match role {
+                            Some(role) => sql::as_role(role, &e.stmt),
+                            None => e.stmt.clone(),
+                        };
+                        execute(&inside[database], server, &stmt, e.operation, &e.object).await?;
+                    }
+                }
+            }
+            info!(action = planned.action, "{}", planned.message);
         }
         Step::CreateRole { role } => {
             let stmt = sql::create_role(role, verifier(role));
@@ -257,7 +277,7 @@ async fn run_step(
                 )
                 .await?;
             } else {
-                revoke_as_owner(client, server, database, &stmt).await?;
+                run_as_owner(client, server, database, &stmt).await?;
             }
             info!(database = %database, action = "revoke_public",
                 "revoked {} on database {} from PUBLIC", privileges.join(", "), quote_ident(database));
@@ -308,7 +328,7 @@ async fn run_step(
 /// the roles it created (it holds ADMIN OPTION on them) or was given ADMIN
 /// OPTION on. On 16 and newer the membership does not inherit the tenant's
 /// privileges. A superuser needs nothing.
-pub(crate) async fn ensure_can_set_role(
+async fn ensure_can_set_role(
     client: &Client,
     server: &ServerInfo,
     role: &str,
@@ -341,12 +361,12 @@ pub(crate) async fn ensure_can_set_role(
     Ok(())
 }
 
-/// A non-superuser admin that does not own the database revokes as its
-/// owner: `REVOKE` by anyone else names them as grantor, and on 16 and newer
+/// A non-superuser admin that does not own the database revokes (and
+/// grants) as its owner: `REVOKE` by anyone else names them as grantor, and on 16 and newer
 /// (no inherited privileges) would only warn "no privileges could be
 /// revoked" and change nothing. `SET LOCAL` in the implicit transaction of
 /// one query string ends with it, also on error.
-pub(crate) async fn revoke_as_owner(
+async fn run_as_owner(
     client: &Client,
     server: &ServerInfo,
     database: &str,
@@ -405,7 +425,7 @@ const QUIET: &str = "BEGIN; \
     SET LOCAL debug_print_rewritten = off; \
     SET LOCAL debug_print_plan = off";
 
-pub(crate) async fn execute(
+async fn execute(
     client: &Client,
     server: &ServerInfo,
     stmt: &Statement,

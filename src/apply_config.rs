@@ -1,62 +1,88 @@
-//! Carries out the config file's steps (see [`crate::plan_config`]): role
-//! settings and connection limits on the admin session; extensions, schemas
-//! and grants inside a tenant database, over one short connection per
-//! database that the caller keeps for the tenant's other steps there.
+//! How the config file's steps (see [`crate::plan_config`]) run: which
+//! statements, on which session, as which role. [`crate::apply`] carries
+//! them out.
 //!
-//! Grants and default privileges run as the tenant (`SET LOCAL ROLE` in the
-//! implicit transaction of one query string): the tenant owns what is
-//! granted, so the grantor is the tenant, and `ALTER DEFAULT PRIVILEGES`
-//! needs no more than the tenant's own rights.
+//! - Role settings and connection limits: the admin session.
+//! - Database ACLs and connection limits: the admin session, as the
+//!   database's owner when the admin is no superuser (as for the REVOKEs).
+//! - Extensions, schemas and grants: one short session into the database,
+//!   opened on first use and kept for the tenant's other steps there.
+//!   Grants, default privileges and new schemas run as the tenant (`SET
+//!   LOCAL ROLE` in the implicit transaction of one query string): the
+//!   tenant owns what is granted, so it is the grantor, and `ALTER DEFAULT
+//!   PRIVILEGES FOR ROLE` needs no more than its own rights. A superuser
+//!   admin creates extensions itself; any other admin does it as the tenant,
+//!   which owns the database and so may create trusted extensions.
 
-use std::collections::HashMap;
-
-use tokio_postgres::Client;
-use tracing::info;
-
-use crate::apply::{ensure_can_set_role, execute, revoke_as_owner};
 use crate::catalog::ServerInfo;
-use crate::conninfo::ConnSettings;
-use crate::db::{self, DbError};
 use crate::desired::SettingValue;
-use crate::plan::Step;
+use crate::plan_config::ConfigStep;
 use crate::sql::{self, quote_ident, Statement};
 
-/// The session into `database`, opened on first use.
-async fn session<'a>(
-    settings: &ConnSettings,
-    inside: &'a mut HashMap<String, Client>,
-    database: &str,
-) -> Result<&'a Client, DbError> {
-    if !inside.contains_key(database) {
-        let client = db::connect(settings, Some(database)).await?;
-        inside.insert(database.to_owned(), client);
+/// Where a statement runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Runner {
+    Admin,
+    /// The admin session, as the owner of `database` unless the admin is a
+    /// superuser.
+    AdminAsOwner { database: String },
+    /// A session into `database`, as `role` when given.
+    Inside {
+        database: String,
+        role: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Exec {
+    pub runner: Runner,
+    pub stmt: Statement,
+    /// For error messages: "create schema" ...
+    pub operation: &'static str,
+    pub object: String,
+    /// The admin must be able to `SET ROLE` to this role first.
+    pub set_role: Option<String>,
+}
+
+/// The statements of one step, and the log line once they ran.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub execs: Vec<Exec>,
+    pub action: &'static str,
+    pub message: String,
+}
+
+fn exec(runner: Runner, stmt: Statement, operation: &'static str, object: &str) -> Exec {
+    Exec {
+        runner,
+        stmt,
+        operation,
+        object: object.to_owned(),
+        set_role: None,
     }
-    Ok(&inside[database])
 }
 
-/// Runs `stmt` as `role` on `client` (the admin made able to first).
-async fn as_role(
-    admin: &Client,
-    client: &Client,
-    server: &ServerInfo,
-    role: &str,
-    stmt: &Statement,
-    operation: &str,
-    object: &str,
-) -> Result<(), DbError> {
-    ensure_can_set_role(admin, server, role).await?;
-    execute(client, server, &sql::as_role(role, stmt), operation, object).await
+fn admin_or_owner(server: &ServerInfo, database: &str) -> Runner {
+    if server.admin_is_superuser {
+        Runner::Admin
+    } else {
+        Runner::AdminAsOwner {
+            database: database.to_owned(),
+        }
+    }
 }
 
-pub async fn run_step(
-    client: &Client,
-    settings: &ConnSettings,
-    server: &ServerInfo,
-    step: &Step,
-    inside: &mut HashMap<String, Client>,
-) -> Result<(), DbError> {
+fn inside(database: &str, role: Option<&str>) -> Runner {
+    Runner::Inside {
+        database: database.to_owned(),
+        role: role.map(str::to_owned),
+    }
+}
+
+pub fn plan(step: &ConfigStep, server: &ServerInfo) -> Planned {
+    let q = |s: &str| quote_ident(s);
     match step {
-        Step::CreateDatabaseWith {
+        ConfigStep::CreateDatabaseWith {
             database,
             owner,
             template,
@@ -64,7 +90,6 @@ pub async fn run_step(
             locale,
             connection_limit,
         } => {
-            ensure_can_set_role(client, server, owner).await?;
             let stmt = sql::create_database_with(
                 database,
                 owner,
@@ -73,102 +98,148 @@ pub async fn run_step(
                 locale.as_deref(),
                 *connection_limit,
             );
-            execute(client, server, &stmt, "create database", database).await?;
-            info!(database = %database, owner = %owner, action = "create_database",
-                "created database {} owned by {}", quote_ident(database), quote_ident(owner));
-        }
-        Step::DatabaseConnectionLimit { database, limit } => {
-            let stmt = sql::alter_database_connection_limit(database, *limit);
-            if server.admin_is_superuser {
-                execute(client, server, &stmt, "set connection limit of database", database)
-                    .await?;
-            } else {
-                revoke_as_owner(client, server, database, &stmt).await?;
+            let mut e = exec(Runner::Admin, stmt, "create database", database);
+            e.set_role = Some(owner.clone());
+            Planned {
+                execs: vec![e],
+                action: "create_database",
+                message: format!("created database {} owned by {}", q(database), q(owner)),
             }
-            info!(database = %database, limit = *limit, action = "database_connection_limit",
-                "set connection limit of database {} to {limit}", quote_ident(database));
         }
-        Step::RoleConnectionLimit { role, limit } => {
-            let stmt = sql::alter_role_connection_limit(role, *limit);
-            execute(client, server, &stmt, "set connection limit of role", role).await?;
-            info!(role = %role, limit = *limit, action = "role_connection_limit",
-                "set connection limit of role {} to {limit}", quote_ident(role));
-        }
-        Step::SetRoleSetting { role, name, value } => {
+        ConfigStep::DatabaseConnectionLimit { database, limit } => Planned {
+            execs: vec![exec(
+                admin_or_owner(server, database),
+                sql::alter_database_connection_limit(database, *limit),
+                "set connection limit of database",
+                database,
+            )],
+            action: "database_connection_limit",
+            message: format!("set connection limit of database {} to {limit}", q(database)),
+        },
+        ConfigStep::RoleConnectionLimit { role, limit } => Planned {
+            execs: vec![exec(
+                Runner::Admin,
+                sql::alter_role_connection_limit(role, *limit),
+                "set connection limit of role",
+                role,
+            )],
+            action: "role_connection_limit",
+            message: format!("set connection limit of role {} to {limit}", q(role)),
+        },
+        ConfigStep::SetRoleSetting { role, name, value } => {
             let values: Vec<&str> = match value {
                 SettingValue::One(v) => vec![v.as_str()],
                 SettingValue::List(items) => items.iter().map(String::as_str).collect(),
             };
-            let stmt = sql::alter_role_set(role, name, &values);
-            execute(client, server, &stmt, "set a setting of role", role).await?;
-            info!(role = %role, setting = %name, action = "role_setting",
-                "set {name} = {} for role {}", values.join(", "), quote_ident(role));
-        }
-        Step::GrantConnect { database, role } => {
-            let stmt = sql::grant_connect(database, role);
-            if server.admin_is_superuser {
-                execute(client, server, &stmt, "grant CONNECT on database", database).await?;
-            } else {
-                revoke_as_owner(client, server, database, &stmt).await?;
+            Planned {
+                execs: vec![exec(
+                    Runner::Admin,
+                    sql::alter_role_set(role, name, &values),
+                    "set a setting of role",
+                    role,
+                )],
+                action: "role_setting",
+                message: format!("set {name} = {} for role {}", values.join(", "), q(role)),
             }
-            info!(database = %database, role = %role, action = "grant_connect",
-                "granted CONNECT on database {} to {}", quote_ident(database), quote_ident(role));
         }
-        Step::CreateSchema {
+        ConfigStep::GrantConnect { database, role } => Planned {
+            execs: vec![exec(
+                admin_or_owner(server, database),
+                sql::grant_connect(database, role),
+                "grant CONNECT on database",
+                database,
+            )],
+            action: "grant_connect",
+            message: format!("granted CONNECT on database {} to {}", q(database), q(role)),
+        },
+        ConfigStep::CreateSchema {
             database,
             schema,
             owner,
         } => {
-            let c = session(settings, inside, database).await?;
-            // As the tenant, which owns the database: it owns the schema.
-            as_role(client, c, server, owner, &sql::create_schema(schema), "create schema", schema)
-                .await?;
-            info!(database = %database, schema = %schema, owner = %owner, action = "create_schema",
-                "created schema {} in database {} owned by {}",
-                quote_ident(schema), quote_ident(database), quote_ident(owner));
+            let mut e = exec(
+                inside(database, Some(owner)),
+                sql::create_schema(schema),
+                "create schema",
+                schema,
+            );
+            e.set_role = Some(owner.clone());
+            Planned {
+                execs: vec![e],
+                action: "create_schema",
+                message: format!(
+                    "created schema {} in database {} owned by {}",
+                    q(schema),
+                    q(database),
+                    q(owner)
+                ),
+            }
         }
-        Step::AlterSchemaOwner {
+        ConfigStep::AlterSchemaOwner {
             database,
             schema,
             owner,
         } => {
-            let c = session(settings, inside, database).await?;
-            ensure_can_set_role(client, server, owner).await?;
-            let stmt = sql::alter_schema_owner(schema, owner);
-            execute(c, server, &stmt, "change owner of schema", schema).await?;
-            info!(database = %database, schema = %schema, owner = %owner, action = "alter_schema_owner",
-                "gave schema {} in database {} back to {}",
-                quote_ident(schema), quote_ident(database), quote_ident(owner));
+            let mut e = exec(
+                inside(database, None),
+                sql::alter_schema_owner(schema, owner),
+                "change owner of schema",
+                schema,
+            );
+            e.set_role = Some(owner.clone());
+            Planned {
+                execs: vec![e],
+                action: "alter_schema_owner",
+                message: format!(
+                    "gave schema {} in database {} back to {}",
+                    q(schema),
+                    q(database),
+                    q(owner)
+                ),
+            }
         }
-        Step::CreateExtension {
+        ConfigStep::CreateExtension {
             database,
+            owner,
             extension,
         } => {
-            let c = session(settings, inside, database).await?;
             let stmt = sql::create_extension(
                 &extension.name,
                 extension.schema.as_deref(),
                 extension.version.as_deref(),
             );
-            run_extension(client, c, server, database, &stmt, "create extension", &extension.name)
-                .await?;
-            info!(database = %database, extension = %extension.name, action = "create_extension",
-                "created extension {} in database {}", quote_ident(&extension.name), quote_ident(database));
+            Planned {
+                execs: vec![extension_exec(server, database, owner, stmt, "create extension", &extension.name)],
+                action: "create_extension",
+                message: format!(
+                    "created extension {} in database {}",
+                    q(&extension.name),
+                    q(database)
+                ),
+            }
         }
-        Step::UpdateExtension {
+        ConfigStep::UpdateExtension {
             database,
+            owner,
             name,
             version,
-        } => {
-            let c = session(settings, inside, database).await?;
-            let stmt = sql::update_extension(name, version);
-            run_extension(client, c, server, database, &stmt, "update extension", name).await?;
-            info!(database = %database, extension = %name, version = %version, action = "update_extension",
+        } => Planned {
+            execs: vec![extension_exec(
+                server,
+                database,
+                owner,
+                sql::update_extension(name, version),
+                "update extension",
+                name,
+            )],
+            action: "update_extension",
+            message: format!(
                 "updated extension {} in database {} to version {version}",
-                quote_ident(name), quote_ident(database));
-        }
-        Step::GrantMember(g) => {
-            let c = session(settings, inside, &g.database).await?;
+                q(name),
+                q(database)
+            ),
+        },
+        ConfigStep::GrantMember(g) => {
             let mut stmts = Vec::new();
             if !g.usage.is_empty() {
                 stmts.push(sql::grant_schema_usage(&g.usage, &g.member));
@@ -198,42 +269,46 @@ pub async fn run_step(
             if g.default_schemas {
                 stmts.push(sql::grant_default(&g.tenant, &["USAGE"], "SCHEMAS", &g.member));
             }
-            for stmt in &stmts {
-                as_role(client, c, server, &g.tenant, stmt, "grant privileges to", &g.member)
-                    .await?;
+            let execs = stmts
+                .into_iter()
+                .map(|stmt| {
+                    let mut e = exec(
+                        inside(&g.database, Some(&g.tenant)),
+                        stmt,
+                        "grant privileges to",
+                        &g.member,
+                    );
+                    e.set_role = Some(g.tenant.clone());
+                    e
+                })
+                .collect();
+            Planned {
+                execs,
+                action: "grant_member",
+                message: format!(
+                    "granted {} {} privileges on {} in database {}",
+                    q(&g.member),
+                    g.access.as_str(),
+                    q(&g.tenant),
+                    q(&g.database)
+                ),
             }
-            info!(database = %g.database, role = %g.member, tenant = %g.tenant, action = "grant_member",
-                "granted {} {} privileges in database {}",
-                quote_ident(&g.member), g.access.as_str(), quote_ident(&g.database));
         }
-        other => unreachable!("not a config step: {other:?}"),
     }
-    Ok(())
 }
 
-/// A superuser admin creates and updates extensions itself; any other admin
-/// does it as the tenant, which owns the database and so may create trusted
-/// extensions (13 and newer).
-async fn run_extension(
-    admin: &Client,
-    client: &Client,
+fn extension_exec(
     server: &ServerInfo,
     database: &str,
-    stmt: &Statement,
-    operation: &str,
+    owner: &str,
+    stmt: Statement,
+    operation: &'static str,
     name: &str,
-) -> Result<(), DbError> {
+) -> Exec {
     if server.admin_is_superuser {
-        return execute(client, server, stmt, operation, name).await;
+        return exec(inside(database, None), stmt, operation, name);
     }
-    let owner: String = admin
-        .query_one(
-            "SELECT pg_catalog.pg_get_userbyid(d.datdba)::pg_catalog.text FROM pg_catalog.pg_database d \
-              WHERE d.datname OPERATOR(pg_catalog.=) $1::pg_catalog.text::pg_catalog.name",
-            &[&database],
-        )
-        .await
-        .map_err(|e| DbError::query(format!("{operation} {}", quote_ident(name)), e))?
-        .get(0);
-    as_role(admin, client, server, &owner, stmt, operation, name).await
+    let mut e = exec(inside(database, Some(owner)), stmt, operation, name);
+    e.set_role = Some(owner.to_owned());
+    e
 }

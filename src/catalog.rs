@@ -103,7 +103,7 @@ pub struct ObservedDatabase {
     pub connect: Vec<String>,
     /// The state inside it that the config asks for: read only for the
     /// databases of tenants with extensions, schemas, readers or writers.
-    pub inside: Option<crate::catalog_inside::Inside>,
+    pub inside: Option<Inside>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,4 +287,41 @@ pub async fn public_schema(client: &Client) -> Result<Option<SchemaState>, DbErr
         owner: row.get(0),
         public_create: row.get(1),
     }))
+}
+
+/// What the config asks for inside one database, as the server has it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inside {
+    /// Extension name -> (installed version, its schema), for the desired ones.
+    pub extensions: HashMap<String, (String, String)>,
+    /// Schema name -> owner, for the desired ones.
+    pub schemas: HashMap<String, String>,
+    /// The tenant's schemas (owned by it, by `pg_database_owner` when it owns
+    /// the database, and `public`), with whether they hold tables and
+    /// sequences the tenant owns.
+    pub tenant_schemas: Vec<TenantSchema>,
+    /// Readers and writers that exist, by role.
+    pub members: HashMap<String, MemberState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSchema {
+    pub name: String,
+    pub has_tables: bool,
+    pub has_sequences: bool,
+}
+
+/// What a reader or writer lacks, or holds, in one database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberState {
+    /// Tenant schemas without USAGE.
+    pub missing_usage: Vec<String>,
+    /// Tenant schemas holding a tenant table it lacks a privilege on.
+    pub missing_tables: Vec<String>,
+    /// Same for sequences.
+    pub missing_sequences: Vec<String>,
+    /// Default privileges of the tenant for it: on tables, sequences, schemas.
+    pub default_tables: Vec<String>,
+    pub default_sequences: Vec<String>,
+    pub default_schemas: Vec<String>,
 }

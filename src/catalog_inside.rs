@@ -7,51 +7,12 @@
 //! readers or writers) opens no connection here on 15 and newer: the cost
 //! of a no-op stays what it was.
 
-use std::collections::HashMap;
-
 use tokio_postgres::Client;
 
-use crate::catalog::{self, Observed};
+use crate::catalog::{self, Inside, MemberState, Observed, TenantSchema};
 use crate::conninfo::ConnSettings;
 use crate::db::{self, DbError};
 use crate::desired::{Access, Desired};
-
-/// What the config asks for inside one database, as the server has it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Inside {
-    /// Extension name -> (installed version, its schema), for the desired ones.
-    pub extensions: HashMap<String, (String, String)>,
-    /// Schema name -> owner, for the desired ones.
-    pub schemas: HashMap<String, String>,
-    /// The tenant's schemas (owned by it, by `pg_database_owner` when it owns
-    /// the database, and `public`), with whether they hold tables and
-    /// sequences the tenant owns.
-    pub tenant_schemas: Vec<TenantSchema>,
-    /// Readers and writers that exist, by role.
-    pub members: HashMap<String, MemberState>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TenantSchema {
-    pub name: String,
-    pub has_tables: bool,
-    pub has_sequences: bool,
-}
-
-/// What a reader or writer lacks, or holds, in one database.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MemberState {
-    /// Tenant schemas without USAGE.
-    pub missing_usage: Vec<String>,
-    /// Tenant schemas holding a tenant table it lacks a privilege on.
-    pub missing_tables: Vec<String>,
-    /// Same for sequences.
-    pub missing_sequences: Vec<String>,
-    /// Default privileges of the tenant for it: on tables, sequences, schemas.
-    pub default_tables: Vec<String>,
-    pub default_sequences: Vec<String>,
-    pub default_schemas: Vec<String>,
-}
 
 const EXTENSIONS: &str = "\
 SELECT e.extname::pg_catalog.text, e.extversion, n.nspname::pg_catalog.text

@@ -75,56 +75,8 @@ pub enum Step {
         owner: Option<String>,
         revoke_create: bool,
     },
-    /// `CREATE DATABASE` with the config's creation-time options.
-    CreateDatabaseWith {
-        database: String,
-        owner: String,
-        template: Option<String>,
-        encoding: Option<String>,
-        locale: Option<String>,
-        connection_limit: Option<i32>,
-    },
-    DatabaseConnectionLimit {
-        database: String,
-        limit: i32,
-    },
-    RoleConnectionLimit {
-        role: String,
-        limit: i32,
-    },
-    SetRoleSetting {
-        role: String,
-        name: String,
-        value: crate::desired::SettingValue,
-    },
-    GrantConnect {
-        database: String,
-        role: String,
-    },
-    /// Inside the database, as the tenant.
-    CreateSchema {
-        database: String,
-        schema: String,
-        owner: String,
-    },
-    AlterSchemaOwner {
-        database: String,
-        schema: String,
-        owner: String,
-    },
-    CreateExtension {
-        database: String,
-        extension: crate::desired::ExtensionSpec,
-    },
-    UpdateExtension {
-        database: String,
-        name: String,
-        version: String,
-    },
-    /// Inside the database, as the tenant: a reader's or writer's
-    /// privileges on the tenant's schemas, tables and sequences, and the
-    /// tenant's default privileges for it.
-    GrantMember(Box<crate::plan_config::MemberGrant>),
+    /// What the config file adds (see [`crate::plan_config`]).
+    Config(crate::plan_config::ConfigStep),
 }
 
 /// One changed object, as people and scripts read it.
@@ -227,13 +179,75 @@ pub fn plan(
             continue;
         }
         plan_role(&tenant.role, observed, *check, &mut plan.changes);
-        crate::plan_config::plan_role_extras(tenant, observed, &mut plan.changes);
+        let (limit, settings) = crate::plan_config::plan_role_extras(tenant, observed);
+        if let Some((detail, step)) = limit {
+            // A role being created or changed gets it in the same row.
+            match plan
+                .changes
+                .iter_mut()
+                .find(|c| c.object == Object::Role && c.name == tenant.role)
+            {
+                Some(change) => {
+                    change.details.push(detail);
+                    change.steps.push(Step::Config(step));
+                }
+                None => plan.changes.push(Change {
+                    object: Object::Role,
+                    name: tenant.role.clone(),
+                    action: Action::Update,
+                    details: vec![detail],
+                    tenant: tenant.role.clone(),
+                    database: None,
+                    steps: vec![Step::Config(step)],
+                }),
+            }
+        }
+        add_config(&mut plan, settings, Vec::new());
         for db in &tenant.databases {
             plan_database(tenant, db, observed, options, &refused_members, &mut plan);
-            crate::plan_config::plan_inside(tenant, db, observed, &refused_members, &mut plan);
+            let (items, conflicts) =
+                crate::plan_config::plan_inside(tenant, db, observed, &refused_members);
+            add_config(&mut plan, items, conflicts);
         }
     }
     plan
+}
+
+/// Adds what [`crate::plan_config`] planned.
+fn add_config(
+    plan: &mut Plan,
+    items: Vec<crate::plan_config::Item>,
+    conflicts: Vec<crate::plan_config::ConfigConflict>,
+) {
+    use crate::plan_config::Kind;
+    for item in items {
+        plan.changes.push(Change {
+            object: match item.kind {
+                Kind::Extension => Object::Extension,
+                Kind::Schema => Object::Schema,
+                Kind::Grant => Object::Grant,
+                Kind::Setting => Object::Setting,
+            },
+            name: item.name,
+            action: if item.create {
+                Action::Create
+            } else {
+                Action::Update
+            },
+            details: item.details,
+            tenant: item.tenant,
+            database: item.database,
+            steps: item.steps.into_iter().map(Step::Config).collect(),
+        });
+    }
+    for c in conflicts {
+        plan.conflicts.push(Conflict {
+            tenant: c.tenant,
+            reason: c.reason,
+            blocking: false,
+            first: false,
+        });
+    }
 }
 
 /// An existing role with powers beyond a tenant's is never taken over by a
@@ -331,7 +345,15 @@ fn plan_database(
 
     let Some(existing) = observed.databases.get(database) else {
         let mut details = vec![owner_detail()];
-        let mut steps = vec![crate::plan_config::create_database(tenant, spec, &mut details)];
+        let mut steps = vec![
+            match crate::plan_config::create_database(tenant, spec, &mut details) {
+                Some(step) => Step::Config(step),
+                None => Step::CreateDatabase {
+                    database: database.clone(),
+                    owner: role.clone(),
+                },
+            },
+        ];
         if options.isolation {
             details.push("revoke CONNECT, TEMPORARY from PUBLIC".to_owned());
             steps.push(Step::RevokeDatabase {
@@ -349,7 +371,16 @@ fn plan_database(
                 });
             }
         }
-        crate::plan_config::grant_connect(tenant, spec, None, refused_members, &mut details, &mut steps);
+        let mut config_steps = Vec::new();
+        crate::plan_config::grant_connect(
+            tenant,
+            spec,
+            None,
+            refused_members,
+            &mut details,
+            &mut config_steps,
+        );
+        steps.extend(config_steps.into_iter().map(Step::Config));
         plan.changes.push(Change {
             object: Object::Database,
             name: database.clone(),
@@ -378,15 +409,30 @@ fn plan_database(
     if options.isolation {
         isolate_existing(existing, role, schema_fix, &mut details, &mut steps);
     }
-    crate::plan_config::database_extras(tenant, spec, existing, &mut details, &mut steps, &mut plan.conflicts);
+    let mut config_steps = Vec::new();
+    let conflict = crate::plan_config::database_extras(
+        spec,
+        existing,
+        &mut details,
+        &mut config_steps,
+    );
+    if let Some(reason) = conflict {
+        plan.conflicts.push(Conflict {
+            tenant: role.clone(),
+            reason,
+            blocking: false,
+            first: false,
+        });
+    }
     crate::plan_config::grant_connect(
         tenant,
         spec,
         Some(existing),
         refused_members,
         &mut details,
-        &mut steps,
+        &mut config_steps,
     );
+    steps.extend(config_steps.into_iter().map(Step::Config));
     if !steps.is_empty() {
         plan.changes.push(Change {
             object: Object::Database,

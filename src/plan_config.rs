@@ -1,16 +1,101 @@
 //! The plan for what the config file adds to a tenant: role settings and
 //! connection limits, creation-time options, extensions, schemas, and the
 //! privileges of readers and writers. Pure, like [`crate::plan`], which
-//! calls it; every rule converges on its own and nothing is ever dropped or
-//! revoked.
+//! calls it and turns its items into changes; every rule converges on its
+//! own and nothing is ever dropped or revoked.
 
 use std::collections::HashSet;
 
-use crate::catalog::{Observed, ObservedDatabase};
-use crate::catalog_inside::MemberState;
-use crate::desired::{Access, DatabaseSpec, SettingValue, Tenant};
-use crate::plan::{Action, Change, Conflict, Object, Plan, Step};
+use crate::catalog::{MemberState, Observed, ObservedDatabase};
+use crate::desired::{Access, DatabaseSpec, ExtensionSpec, SettingValue, Tenant};
 use crate::sql::quote_ident;
+
+/// One operation the config adds; [`crate::apply_config`] turns each into
+/// SQL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigStep {
+    /// `CREATE DATABASE` with the config's creation-time options.
+    CreateDatabaseWith {
+        database: String,
+        owner: String,
+        template: Option<String>,
+        encoding: Option<String>,
+        locale: Option<String>,
+        connection_limit: Option<i32>,
+    },
+    DatabaseConnectionLimit {
+        database: String,
+        limit: i32,
+    },
+    RoleConnectionLimit {
+        role: String,
+        limit: i32,
+    },
+    SetRoleSetting {
+        role: String,
+        name: String,
+        value: SettingValue,
+    },
+    GrantConnect {
+        database: String,
+        role: String,
+    },
+    /// Inside the database, as the tenant.
+    CreateSchema {
+        database: String,
+        schema: String,
+        owner: String,
+    },
+    AlterSchemaOwner {
+        database: String,
+        schema: String,
+        owner: String,
+    },
+    /// `owner`: the tenant, which a non-superuser admin runs it as.
+    CreateExtension {
+        database: String,
+        owner: String,
+        extension: ExtensionSpec,
+    },
+    UpdateExtension {
+        database: String,
+        owner: String,
+        name: String,
+        version: String,
+    },
+    /// Inside the database, as the tenant: a reader's or writer's
+    /// privileges on the tenant's schemas, tables and sequences, and the
+    /// tenant's default privileges for it.
+    GrantMember(Box<MemberGrant>),
+}
+
+/// The kinds of object the config adds rows for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Extension,
+    Schema,
+    Grant,
+    Setting,
+}
+
+/// One changed object: a row of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub kind: Kind,
+    pub name: String,
+    pub create: bool,
+    pub details: Vec<String>,
+    pub tenant: String,
+    pub database: Option<String>,
+    pub steps: Vec<ConfigStep>,
+}
+
+/// Something left as it is, which the tenant's outcome reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigConflict {
+    pub tenant: String,
+    pub reason: String,
+}
 
 /// What a reader or writer is granted in one database, as the tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,10 +225,16 @@ fn setting_text(value: &SettingValue) -> String {
     }
 }
 
-/// The role's connection limit and settings.
-pub fn plan_role_extras(tenant: &Tenant, observed: &Observed, out: &mut Vec<Change>) {
+/// The role's connection limit (a detail and a step for the role's row)
+/// and its settings (a row each).
+#[allow(clippy::type_complexity)]
+pub fn plan_role_extras(
+    tenant: &Tenant,
+    observed: &Observed,
+) -> (Option<(String, ConfigStep)>, Vec<Item>) {
     let role = &tenant.role;
     let existing = observed.roles.get(role);
+    let mut limit_change = None;
     if let Some(limit) = tenant.connection_limit {
         let was = existing.map(|r| r.connection_limit);
         if was != Some(limit) {
@@ -151,31 +242,16 @@ pub fn plan_role_extras(tenant: &Tenant, observed: &Observed, out: &mut Vec<Chan
                 Some(w) => format!("connection limit {limit} (was {w})"),
                 None => format!("connection limit {limit}"),
             };
-            let step = Step::RoleConnectionLimit {
-                role: role.clone(),
-                limit,
-            };
-            // A role being created gets it in the same row.
-            match out
-                .iter_mut()
-                .find(|c| c.object == Object::Role && c.name == *role)
-            {
-                Some(change) => {
-                    change.details.push(detail);
-                    change.steps.push(step);
-                }
-                None => out.push(Change {
-                    object: Object::Role,
-                    name: role.clone(),
-                    action: Action::Update,
-                    details: vec![detail],
-                    tenant: role.clone(),
-                    database: None,
-                    steps: vec![step],
-                }),
-            }
+            limit_change = Some((
+                detail,
+                ConfigStep::RoleConnectionLimit {
+                    role: role.clone(),
+                    limit,
+                },
+            ));
         }
     }
+    let mut out = Vec::new();
     for setting in &tenant.settings {
         let stored = existing.and_then(|r| {
             r.settings.iter().find_map(|s| {
@@ -187,43 +263,43 @@ pub fn plan_role_extras(tenant: &Tenant, observed: &Observed, out: &mut Vec<Chan
             continue;
         }
         let text = setting_text(&setting.value);
-        let (action, details) = match stored {
-            None => (
-                Action::Create,
-                vec![format!("role {}", quote_ident(role)), text],
-            ),
+        let (create, details) = match stored {
+            None => (true, vec![format!("role {}", quote_ident(role)), text]),
             Some(was) => (
-                Action::Update,
+                false,
                 vec![format!("role {}", quote_ident(role)), format!("{text} (was {was})")],
             ),
         };
-        out.push(Change {
-            object: Object::Setting,
+        out.push(Item {
+            kind: Kind::Setting,
             name: setting.name.clone(),
-            action,
+            create,
             details,
             tenant: role.clone(),
             database: None,
-            steps: vec![Step::SetRoleSetting {
+            steps: vec![ConfigStep::SetRoleSetting {
                 role: role.clone(),
                 name: setting.name.clone(),
                 value: setting.value.clone(),
             }],
         });
     }
+    (limit_change, out)
 }
 
 /// The step that creates a database, with its options in `details`.
-pub fn create_database(tenant: &Tenant, spec: &DatabaseSpec, details: &mut Vec<String>) -> Step {
+/// `None`: no option, the plain `CREATE DATABASE` of a users-file line.
+pub fn create_database(
+    tenant: &Tenant,
+    spec: &DatabaseSpec,
+    details: &mut Vec<String>,
+) -> Option<ConfigStep> {
     let plain = spec.template.is_none()
         && spec.encoding.is_none()
         && spec.locale.is_none()
         && spec.connection_limit.is_none();
     if plain {
-        return Step::CreateDatabase {
-            database: spec.name.clone(),
-            owner: tenant.role.clone(),
-        };
+        return None;
     }
     if let Some(t) = &spec.template {
         details.push(format!("template {}", quote_ident(t)));
@@ -237,14 +313,14 @@ pub fn create_database(tenant: &Tenant, spec: &DatabaseSpec, details: &mut Vec<S
     if let Some(n) = spec.connection_limit {
         details.push(format!("connection limit {n}"));
     }
-    Step::CreateDatabaseWith {
+    Some(ConfigStep::CreateDatabaseWith {
         database: spec.name.clone(),
         owner: tenant.role.clone(),
         template: spec.template.clone(),
         encoding: spec.encoding.clone(),
         locale: spec.locale.clone(),
         connection_limit: spec.connection_limit,
-    }
+    })
 }
 
 /// `UTF8`, `utf-8` and `Utf8` are one encoding.
@@ -259,22 +335,20 @@ fn same_encoding(a: &str, b: &str) -> bool {
 }
 
 /// An existing database: its connection limit converges; creation-time
-/// options that differ are conflicts, never a re-creation.
+/// options that differ are a conflict (returned), never a re-creation.
 pub fn database_extras(
-    tenant: &Tenant,
     spec: &DatabaseSpec,
     existing: &ObservedDatabase,
     details: &mut Vec<String>,
-    steps: &mut Vec<Step>,
-    conflicts: &mut Vec<Conflict>,
-) {
+    steps: &mut Vec<ConfigStep>,
+) -> Option<String> {
     if let Some(limit) = spec.connection_limit {
         if existing.connection_limit != limit {
             details.push(format!(
                 "connection limit {limit} (was {})",
                 existing.connection_limit
             ));
-            steps.push(Step::DatabaseConnectionLimit {
+            steps.push(ConfigStep::DatabaseConnectionLimit {
                 database: spec.name.clone(),
                 limit,
             });
@@ -294,19 +368,14 @@ pub fn database_extras(
             ));
         }
     }
-    if !differs.is_empty() {
-        conflicts.push(Conflict {
-            tenant: tenant.role.clone(),
-            reason: format!(
-                "database {} was created with {}; creation-time options are never changed \
-                 (pgtenant does not re-create a database)",
-                quote_ident(&spec.name),
-                differs.join(", ")
-            ),
-            blocking: false,
-            first: false,
-        });
-    }
+    (!differs.is_empty()).then(|| {
+        format!(
+            "database {} was created with {}; creation-time options are never changed \
+             (pgtenant does not re-create a database)",
+            quote_ident(&spec.name),
+            differs.join(", ")
+        )
+    })
 }
 
 /// CONNECT on the database for each reader and writer that lacks it.
@@ -316,14 +385,14 @@ pub fn grant_connect(
     existing: Option<&ObservedDatabase>,
     refused: &HashSet<String>,
     details: &mut Vec<String>,
-    steps: &mut Vec<Step>,
+    steps: &mut Vec<ConfigStep>,
 ) {
     for (member, _) in &tenant.members {
         if refused.contains(member) || existing.is_some_and(|d| d.connect.contains(member)) {
             continue;
         }
         details.push(format!("grant CONNECT to {}", quote_ident(member)));
-        steps.push(Step::GrantConnect {
+        steps.push(ConfigStep::GrantConnect {
             database: spec.name.clone(),
             role: member.clone(),
         });
@@ -336,20 +405,21 @@ pub fn plan_inside(
     spec: &DatabaseSpec,
     observed: &Observed,
     refused: &HashSet<String>,
-    plan: &mut Plan,
-) {
+) -> (Vec<Item>, Vec<ConfigConflict>) {
+    let mut items = Vec::new();
+    let mut conflicts = Vec::new();
     if !tenant.has_database_features() {
-        return;
+        return (items, conflicts);
     }
     let role = &tenant.role;
     let db = &spec.name;
     let existing = observed.databases.get(db);
     // A database that does not exist yet holds nothing.
     let inside = existing.and_then(|d| d.inside.clone()).unwrap_or_default();
-    let change = |object, name: &str, action, details, steps| Change {
-        object,
+    let change = |kind, name: &str, create, details, steps| Item {
+        kind,
         name: name.to_owned(),
-        action,
+        create,
         details,
         tenant: role.clone(),
         database: Some(db.clone()),
@@ -361,12 +431,12 @@ pub fn plan_inside(
         match inside.schemas.get(schema) {
             None => {
                 new_schemas.push(schema.clone());
-                plan.changes.push(change(
-                    Object::Schema,
+                items.push(change(
+                    Kind::Schema,
                     schema,
-                    Action::Create,
+                    true,
                     vec![format!("owner {}", quote_ident(role))],
-                    vec![Step::CreateSchema {
+                    vec![ConfigStep::CreateSchema {
                         database: db.clone(),
                         schema: schema.clone(),
                         owner: role.clone(),
@@ -375,16 +445,16 @@ pub fn plan_inside(
             }
             Some(owner) if owner != role => {
                 new_schemas.push(schema.clone());
-                plan.changes.push(change(
-                    Object::Schema,
+                items.push(change(
+                    Kind::Schema,
                     schema,
-                    Action::Update,
+                    false,
                     vec![format!(
                         "owner {} (was {})",
                         quote_ident(role),
                         quote_ident(owner)
                     )],
-                    vec![Step::AlterSchemaOwner {
+                    vec![ConfigStep::AlterSchemaOwner {
                         database: db.clone(),
                         schema: schema.clone(),
                         owner: role.clone(),
@@ -407,13 +477,14 @@ pub fn plan_inside(
                 if details.is_empty() {
                     details.push("default version".to_owned());
                 }
-                plan.changes.push(change(
-                    Object::Extension,
+                items.push(change(
+                    Kind::Extension,
                     &ext.name,
-                    Action::Create,
+                    true,
                     details,
-                    vec![Step::CreateExtension {
+                    vec![ConfigStep::CreateExtension {
                         database: db.clone(),
+                        owner: role.clone(),
                         extension: ext.clone(),
                     }],
                 ));
@@ -421,13 +492,14 @@ pub fn plan_inside(
             Some((version, schema)) => {
                 if let Some(v) = &ext.version {
                     if v != version {
-                        plan.changes.push(change(
-                            Object::Extension,
+                        items.push(change(
+                            Kind::Extension,
                             &ext.name,
-                            Action::Update,
+                            false,
                             vec![format!("version {v} (was {version})")],
-                            vec![Step::UpdateExtension {
+                            vec![ConfigStep::UpdateExtension {
                                 database: db.clone(),
+                                owner: role.clone(),
                                 name: ext.name.clone(),
                                 version: v.clone(),
                             }],
@@ -436,7 +508,7 @@ pub fn plan_inside(
                 }
                 if let Some(s) = &ext.schema {
                     if s != schema {
-                        plan.conflicts.push(Conflict {
+                        conflicts.push(ConfigConflict {
                             tenant: role.clone(),
                             reason: format!(
                                 "extension {} in database {} is in schema {}, the config asks for {}; \
@@ -446,8 +518,6 @@ pub fn plan_inside(
                                 quote_ident(schema),
                                 quote_ident(s)
                             ),
-                            blocking: false,
-                            first: false,
                         });
                     }
                 }
@@ -471,19 +541,16 @@ pub fn plan_inside(
         let Some((grant, details)) = grant else {
             continue;
         };
-        let action = if state.is_none() {
-            Action::Create
-        } else {
-            Action::Update
-        };
-        plan.changes.push(change(
-            Object::Grant,
+        let action = state.is_none();
+        items.push(change(
+            Kind::Grant,
             member,
             action,
             details,
-            vec![Step::GrantMember(Box::new(grant))],
+            vec![ConfigStep::GrantMember(Box::new(grant))],
         ));
     }
+    (items, conflicts)
 }
 
 fn member_grant(
@@ -492,7 +559,7 @@ fn member_grant(
     member: &str,
     access: Access,
     state: Option<&MemberState>,
-    tenant_schemas: &[crate::catalog_inside::TenantSchema],
+    tenant_schemas: &[crate::catalog::TenantSchema],
     new_schemas: &[String],
 ) -> Option<(MemberGrant, Vec<String>)> {
     let fresh = MemberState::default();
