@@ -27,12 +27,14 @@ SELECT n.nspname::pg_catalog.text, o.rolname::pg_catalog.text
  WHERE n.nspname::pg_catalog.text OPERATOR(pg_catalog.=) ANY($1::pg_catalog.text[])";
 
 /// The tenant's schemas: owned by it, or by `pg_database_owner` (15 and
-/// newer: `public`) in a database it owns, and `public` itself.
+/// newer: `public`) in a database it owns, `public` itself, and the schemas
+/// the config names ($2) whoever owns them now.
 const TENANT_SCHEMAS_CTE: &str = "\
 WITH t AS (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname::pg_catalog.text OPERATOR(pg_catalog.=) $1),
      s AS (SELECT n.oid, n.nspname::pg_catalog.text AS name
              FROM pg_catalog.pg_namespace n
             WHERE n.nspname OPERATOR(pg_catalog.=) 'public'
+               OR n.nspname::pg_catalog.text OPERATOR(pg_catalog.=) ANY($2::pg_catalog.text[])
                OR n.nspowner OPERATOR(pg_catalog.=) (SELECT t.oid FROM t)
                OR (n.nspowner OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
                                                         WHERE r.rolname OPERATOR(pg_catalog.=) 'pg_database_owner')
@@ -101,7 +103,7 @@ SELECT m.name,
                 AND a.defaclnamespace OPERATOR(pg_catalog.=) 0
                 AND a.defaclobjtype OPERATOR(pg_catalog.=) 'n'
                 AND x.grantee OPERATOR(pg_catalog.=) r.oid ORDER BY 1)
-  FROM pg_catalog.unnest($2::pg_catalog.text[], $3::pg_catalog.text[]) AS m(name, kind)
+  FROM ROWS FROM (pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.text[])) AS m(name, kind)
   JOIN pg_catalog.pg_roles r ON r.rolname::pg_catalog.text OPERATOR(pg_catalog.=) m.name"
     )
 }
@@ -155,7 +157,7 @@ async fn read(client: Client, want: Want) -> Result<(Option<catalog::SchemaState
         }
     }
     for row in client
-        .query(&tenant_schemas_query(), &[&want.tenant])
+        .query(&tenant_schemas_query(), &[&want.tenant, &want.schemas])
         .await
         .map_err(|e| DbError::query("read the tenant's schemas", e))?
     {
@@ -169,7 +171,7 @@ async fn read(client: Client, want: Want) -> Result<(Option<catalog::SchemaState
         let names: Vec<&str> = want.members.iter().map(|(n, _)| n.as_str()).collect();
         let kinds: Vec<&str> = want.members.iter().map(|(_, k)| k.as_str()).collect();
         for row in client
-            .query(&members_query(), &[&want.tenant, &names, &kinds])
+            .query(&members_query(), &[&want.tenant, &want.schemas, &names, &kinds])
             .await
             .map_err(|e| DbError::query("read privileges of readers and writers", e))?
         {

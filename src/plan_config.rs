@@ -425,7 +425,8 @@ pub fn plan_inside(
         database: Some(db.clone()),
         steps,
     };
-    // Schemas first: extensions may go into them, members get USAGE on them.
+    // Schemas first: extensions may go into them, members get USAGE on them
+    // (on the new ones explicitly: the catalog could not say).
     let mut new_schemas = Vec::new();
     for schema in &spec.schemas {
         match inside.schemas.get(schema) {
@@ -444,7 +445,6 @@ pub fn plan_inside(
                 ));
             }
             Some(owner) if owner != role => {
-                new_schemas.push(schema.clone());
                 items.push(change(
                     Kind::Schema,
                     schema,

@@ -243,8 +243,15 @@ pub fn alter_schema_owner(schema: &str, owner: &str) -> Statement {
     ))
 }
 
+/// Without a schema, the extension goes where its control file says or,
+/// when it says nothing, into `public`: the session's `search_path` is
+/// empty, so it is set for this transaction only.
 pub fn create_extension(name: &str, schema: Option<&str>, version: Option<&str>) -> Statement {
-    let mut text = format!("CREATE EXTENSION IF NOT EXISTS {}", quote_ident(name));
+    let mut text = String::new();
+    if schema.is_none() {
+        text.push_str("SET LOCAL search_path TO public; ");
+    }
+    text.push_str(&format!("CREATE EXTENSION IF NOT EXISTS {}", quote_ident(name)));
     if let Some(s) = schema {
         text.push_str(&format!(" SCHEMA {}", quote_ident(s)));
     }
