@@ -1,12 +1,12 @@
 //! The top-level error: one variant per layer, each mapped to a documented
 //! exit code (see [`crate::exit`]).
 
-use crate::conninfo::ConnError;
-use crate::db::DbError;
 use crate::exit;
-use crate::config::ConfigError;
-use crate::load::LoadError;
-use crate::users_file::InputError;
+use crate::input::config::ConfigError;
+use crate::input::conninfo::ConnError;
+use crate::input::load::LoadError;
+use crate::input::users_file::InputError;
+use crate::server::db::DbError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -4,9 +4,9 @@
 
 use serde::Serialize;
 
-use crate::plan::{Action, Change, Plan};
-use crate::sql::quote_ident;
-use crate::status::Row;
+use crate::reconcile::plan::{Action, Change, Plan};
+use crate::reconcile::status::Row;
+use crate::server::sql::quote_ident;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -66,7 +66,7 @@ pub fn plan_text(plan: &Plan, tenants: usize) -> String {
 #[derive(Serialize)]
 struct PlanJson<'a> {
     changes: &'a [Change],
-    conflicts: &'a [crate::plan::Conflict],
+    conflicts: &'a [crate::reconcile::plan::Conflict],
     in_sync: bool,
 }
 
@@ -93,7 +93,7 @@ pub fn status_text(rows: &[Row]) -> String {
                     ("present", false) => "no".to_owned(),
                     _ => "missing".to_owned(),
                 },
-                if r.database_state == crate::status::Presence::Present {
+                if r.database_state == crate::reconcile::status::Presence::Present {
                     quote_ident(&r.database)
                 } else {
                     format!("{} (missing)", quote_ident(&r.database))
@@ -140,14 +140,13 @@ struct StatusJson<'a> {
     tenants: &'a [Row],
     /// What the config file adds; absent without one.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    objects: &'a [crate::status_config::ObjectRow],
+    objects: &'a [crate::reconcile::status_config::ObjectRow],
 }
 
-pub fn status_json(rows: &[Row]) -> String {
-    status_json_with(rows, &[])
-}
-
-pub fn status_json_with(rows: &[Row], objects: &[crate::status_config::ObjectRow]) -> String {
+pub fn status_json_with(
+    rows: &[Row],
+    objects: &[crate::reconcile::status_config::ObjectRow],
+) -> String {
     let mut s = serde_json::to_string_pretty(&StatusJson {
         tenants: rows,
         objects,

@@ -82,7 +82,10 @@ fn catalog(server: &PgServer) -> String {
                 d.datcollate, d.datctype, d.datconnlimit::text
            FROM pg_database d WHERE d.datname NOT IN ('postgres', 'template0', 'template1') ORDER BY 1",
     ));
-    for db in dbs.into_iter().filter_map(|r| r.into_iter().next().flatten()) {
+    for db in dbs
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+    {
         out += &format!("\n-- {db}\n");
         out += &rows(server.query_db(
             &db,
@@ -124,7 +127,11 @@ fn example_applies_then_a_second_run_changes_nothing() {
         r#"created database "synapse" owned by "synapse""#,
         r#"created database "harbor_notary_signer" owned by "harbor""#,
     ] {
-        assert!(first.stderr.contains(line), "no {line:?} in\n{}", first.stderr);
+        assert!(
+            first.stderr.contains(line),
+            "no {line:?} in\n{}",
+            first.stderr
+        );
     }
     // The applications' documented requirements.
     assert_eq!(
@@ -143,15 +150,28 @@ fn example_applies_then_a_second_run_changes_nothing() {
         Some("UTF8 C C")
     );
     assert_eq!(
-        one(&server, "SELECT rolconnlimit::text FROM pg_roles WHERE rolname = 'gitlab'").as_deref(),
+        one(
+            &server,
+            "SELECT rolconnlimit::text FROM pg_roles WHERE rolname = 'gitlab'"
+        )
+        .as_deref(),
         Some("60")
     );
     assert_eq!(
-        one(&server, "SELECT datconnlimit::text FROM pg_database WHERE datname = 'gitlabhq_production'").as_deref(),
+        one(
+            &server,
+            "SELECT datconnlimit::text FROM pg_database WHERE datname = 'gitlabhq_production'"
+        )
+        .as_deref(),
         Some("80")
     );
     let timeout = server
-        .exec_as("gitlab", pw("gitlab"), "gitlabhq_production", "SHOW statement_timeout")
+        .exec_as(
+            "gitlab",
+            pw("gitlab"),
+            "gitlabhq_production",
+            "SHOW statement_timeout",
+        )
         .unwrap();
     assert_eq!(timeout[0][0].as_deref(), Some("1min"));
     for db in ["harbor_db", "harbor_notary_server", "harbor_notary_signer"] {
@@ -168,31 +188,56 @@ fn example_applies_then_a_second_run_changes_nothing() {
     let again = input.run(&server, &["apply"]);
     again.assert_code(0);
     assert!(
-        again.stderr.contains("6 tenants: 0 created, 0 updated, 6 unchanged"),
+        again
+            .stderr
+            .contains("6 tenants: 0 created, 0 updated, 6 unchanged"),
         "{}",
         again.stderr
     );
-    assert_eq!(catalog(&server), before, "a second apply changed the catalog");
+    assert_eq!(
+        catalog(&server),
+        before,
+        "a second apply changed the catalog"
+    );
 
     let status = input.run(&server, &["status"]);
     status.assert_code(0);
     assert!(
-        status.stdout.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
-            == ["\"harbor\"", "yes", "\"harbor_notary_server\"", "\"harbor\"", "in", "sync", "yes"]),
+        status
+            .stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == [
+                    "\"harbor\"",
+                    "yes",
+                    "\"harbor_notary_server\"",
+                    "\"harbor\"",
+                    "in",
+                    "sync",
+                    "yes"
+                ]),
         "{}",
         status.stdout
     );
     assert!(!status.stdout.contains("missing"), "{}", status.stdout);
     assert!(
-        status.stdout.lines().any(|l| l.starts_with("extension") && l.contains("\"pg_trgm\"") && l.ends_with("in sync")),
+        status.stdout.lines().any(|l| l.starts_with("extension")
+            && l.contains("\"pg_trgm\"")
+            && l.ends_with("in sync")),
         "{}",
         status.stdout
     );
     let json = input.run(&server, &["status", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let objects = v["objects"].as_array().unwrap();
-    assert!(objects.iter().all(|o| o["state"] == "in sync"), "{}", json.stdout);
-    assert!(objects.iter().any(|o| o["object"] == "grant" && o["name"] == "grafana"));
+    assert!(
+        objects.iter().all(|o| o["state"] == "in sync"),
+        "{}",
+        json.stdout
+    );
+    assert!(objects
+        .iter()
+        .any(|o| o["object"] == "grant" && o["name"] == "grafana"));
 }
 
 #[test]
@@ -275,7 +320,12 @@ fn readers_read_writers_write_and_neither_reaches_further() {
     input2.run(&server, &["apply"]).assert_code(0);
     assert_eq!(
         server
-            .exec_as("metabase", "M3t@b@se", db, "SELECT count(*) FROM public.issues")
+            .exec_as(
+                "metabase",
+                "M3t@b@se",
+                db,
+                "SELECT count(*) FROM public.issues"
+            )
             .unwrap()[0][0]
             .as_deref(),
         Some("2")
@@ -319,7 +369,11 @@ fn drift_is_put_back() {
     input.run(&server, &["plan", "--exit-code"]).assert_code(0);
     // synapse's limit is not in the config: left as changed by hand.
     assert_eq!(
-        one(&server, "SELECT datconnlimit::text FROM pg_database WHERE datname = 'synapse'").as_deref(),
+        one(
+            &server,
+            "SELECT datconnlimit::text FROM pg_database WHERE datname = 'synapse'"
+        )
+        .as_deref(),
         Some("3")
     );
     server.query("ALTER DATABASE synapse CONNECTION LIMIT -1");
@@ -376,21 +430,45 @@ fn extension_versions_and_unavailable_extensions() {
     );
     let out = input.run(&server, &["apply"]);
     out.assert_code(1);
-    assert!(out.stderr.contains("1 of 2 tenants failed") || out.stderr.contains("1 failed"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("1 of 2 tenants failed") || out.stderr.contains("1 failed"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(
-        server.query_db("app_db", "SELECT extversion FROM pg_extension WHERE extname = 'pg_trgm'")[0][0].as_deref(),
+        server.query_db(
+            "app_db",
+            "SELECT extversion FROM pg_extension WHERE extname = 'pg_trgm'"
+        )[0][0]
+            .as_deref(),
         Some(newest.as_str())
     );
     // Nothing of the broken tenant exists.
-    assert_eq!(one(&server, "SELECT count(*)::text FROM pg_roles WHERE rolname = 'broken'").as_deref(), Some("0"));
-    assert_eq!(one(&server, "SELECT count(*)::text FROM pg_database WHERE datname = 'broken_db'").as_deref(), Some("0"));
+    assert_eq!(
+        one(
+            &server,
+            "SELECT count(*)::text FROM pg_roles WHERE rolname = 'broken'"
+        )
+        .as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        one(
+            &server,
+            "SELECT count(*)::text FROM pg_database WHERE datname = 'broken_db'"
+        )
+        .as_deref(),
+        Some("0")
+    );
 }
 
 #[test]
 fn creation_time_options_that_differ_are_a_conflict_never_a_recreation() {
     let server = PgServer::start();
     server.query("CREATE ROLE synapse LOGIN");
-    server.query("CREATE DATABASE synapse OWNER synapse TEMPLATE template0 ENCODING 'SQL_ASCII' LOCALE 'C'");
+    server.query(
+        "CREATE DATABASE synapse OWNER synapse TEMPLATE template0 ENCODING 'SQL_ASCII' LOCALE 'C'",
+    );
     server.query_db("synapse", "CREATE TABLE keep (x int)");
     let input = Input::new(
         "tenants:\n  synapse:\n    databases:\n      - {name: synapse, template: template0, encoding: UTF8, locale: C, connection_limit: 20}\n",
@@ -408,12 +486,20 @@ fn creation_time_options_that_differ_are_a_conflict_never_a_recreation() {
     out.assert_code(1);
     // The rest was applied; the database and its data are still there.
     assert_eq!(
-        one(&server, "SELECT datconnlimit::text FROM pg_database WHERE datname = 'synapse'").as_deref(),
+        one(
+            &server,
+            "SELECT datconnlimit::text FROM pg_database WHERE datname = 'synapse'"
+        )
+        .as_deref(),
         Some("20")
     );
     server.query_db("synapse", "SELECT * FROM keep");
     let status = input.run(&server, &["status", "-o", "json"]);
-    assert!(status.stdout.contains("\"state\": \"conflict\""), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("\"state\": \"conflict\""),
+        "{}",
+        status.stdout
+    );
 }
 
 /// Each invalid config: its message with `file:line:column`, exit 2, and
@@ -451,7 +537,11 @@ fn invalid_configs_change_nothing() {
     }
     insta::assert_snapshot!(report);
     assert_eq!(
-        one(&server, "SELECT count(*)::text FROM pg_roles WHERE rolname IN ('a', 'b')").as_deref(),
+        one(
+            &server,
+            "SELECT count(*)::text FROM pg_roles WHERE rolname IN ('a', 'b')"
+        )
+        .as_deref(),
         Some("0")
     );
 }
@@ -460,7 +550,10 @@ fn invalid_configs_change_nothing() {
 fn config_schema_is_printed_and_valid_json() {
     let out = run_raw(&["config-schema"], &[]);
     out.assert_code(0);
-    assert_eq!(out.stdout, include_str!("../../docs/schema/config-v1.schema.json"));
+    assert_eq!(
+        out.stdout,
+        include_str!("../../docs/schema/config-v1.schema.json")
+    );
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["title"], "pgtenant config file, version 1");
 }
@@ -579,12 +672,18 @@ fn users_directory_with_kubelet_swaps_under_run() {
     let config_path = config.path().join("pgtenant.yaml");
     let run = Sidecar::start(&server, users.path(), &config_path);
     eventually("alice and grafana", &run.log, || {
-        logs_in(&server, "alice", "alice-1", "alice_db") && logs_in(&server, "grafana", "graf-1", "alice_db")
+        logs_in(&server, "alice", "alice-1", "alice_db")
+            && logs_in(&server, "grafana", "graf-1", "alice_db")
     });
     // A key added and a password changed, in one swap.
-    users.swap(&[("alice", "alice-2\n"), ("grafana", "graf-1\n"), ("carol", "carol-1")]);
+    users.swap(&[
+        ("alice", "alice-2\n"),
+        ("grafana", "graf-1\n"),
+        ("carol", "carol-1"),
+    ]);
     let took = eventually("the user swap applied", &run.log, || {
-        logs_in(&server, "alice", "alice-2", "alice_db") && logs_in(&server, "carol", "carol-1", "carol_db")
+        logs_in(&server, "alice", "alice-2", "alice_db")
+            && logs_in(&server, "carol", "carol-1", "carol_db")
     });
     println!("users ..data swap applied after {took:?}");
     // The ConfigMap swaps: a new tenant whose password is a password_file.
@@ -623,7 +722,11 @@ fn users_directory_one_shot() {
     run_raw(&["apply"], &env).assert_code(0);
     assert!(logs_in(&server, "keycloak", "K3y", "keycloak_db"));
     assert_eq!(
-        one(&server, "SELECT count(*)::text FROM pg_roles WHERE rolname = '.hidden'").as_deref(),
+        one(
+            &server,
+            "SELECT count(*)::text FROM pg_roles WHERE rolname = '.hidden'"
+        )
+        .as_deref(),
         Some("0")
     );
 }

@@ -1,0 +1,9 @@
+//! The long-running commands `run` and `wait`: the loop and its state,
+//! shutdown, watching the input, and the HTTP side (health, metrics).
+
+pub(crate) mod daemon;
+pub(crate) mod health;
+pub(crate) mod metrics;
+pub(crate) mod shutdown;
+pub(crate) mod wait;
+pub(crate) mod watch;
