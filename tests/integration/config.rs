@@ -730,3 +730,53 @@ fn users_directory_one_shot() {
         Some("0")
     );
 }
+
+/// The commands docs/config.md shows, as shown (the test runs in the
+/// repository's root).
+#[test]
+fn the_documented_commands_work() {
+    let server = PgServer::start();
+    let env = server.admin_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let args = |cmd: &str| -> Vec<String> {
+        [
+            "--config",
+            "examples/pgtenant.yaml",
+            "--users",
+            "examples/pgtenant.users",
+            cmd,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let run = |cmd: &str| {
+        let a = args(cmd);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        run_raw(&a, &env)
+    };
+    let plan = run("plan");
+    plan.assert_code(0);
+    assert!(
+        plan.stdout
+            .contains(r#"+ extension "btree_gist" in database "gitlabhq_production""#),
+        "{}",
+        plan.stdout
+    );
+    run("apply").assert_code(0);
+    let status = run("status");
+    status.assert_code(0);
+    assert!(status.stdout.contains("OBJECT"), "{}", status.stdout);
+    let docs = include_str!("../../docs/config.md");
+    for line in [
+        "pgtenant --config examples/pgtenant.yaml --users examples/pgtenant.users plan",
+        "pgtenant --config examples/pgtenant.yaml --users examples/pgtenant.users apply",
+        "pgtenant --config examples/pgtenant.yaml --users examples/pgtenant.users status",
+        "pgtenant config-schema > pgtenant-config.schema.json",
+    ] {
+        assert!(
+            docs.contains(line),
+            "docs/config.md no longer shows {line:?}"
+        );
+    }
+    // `config-schema` is run by config_schema_is_printed_and_valid_json.
+}
