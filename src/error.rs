@@ -4,9 +4,10 @@
 use crate::exit;
 use crate::input::config::ConfigError;
 use crate::input::conninfo::ConnError;
-use crate::input::load::LoadError;
+use crate::input::files::FilesError;
 use crate::input::users_file::InputError;
 use crate::server::db::DbError;
+use crate::sidecar::error::SidecarError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -22,13 +23,15 @@ pub enum Error {
     TenantsFailed { failed: usize, total: usize },
     #[error("failed to start the runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(transparent)]
+    Sidecar(#[from] SidecarError),
 }
 
-impl From<LoadError> for Error {
-    fn from(e: LoadError) -> Self {
+impl From<FilesError> for Error {
+    fn from(e: FilesError) -> Self {
         match e {
-            LoadError::Users(e) => Error::Input(e),
-            LoadError::Config(e) => Error::Config(e),
+            FilesError::Users(e) => Error::Input(e),
+            FilesError::Config(e) => Error::Config(e),
         }
     }
 }
@@ -67,14 +70,31 @@ impl Error {
                     if problems.len() == 1 { "" } else { "s" }
                 );
             }
+            Error::Sidecar(SidecarError::NotUp { endpoint, .. }) => {
+                tracing::error!(endpoint = %endpoint, "{self}")
+            }
+            // The signal that stopped it was logged when it came.
+            Error::Sidecar(SidecarError::Stopped) => {}
             other => tracing::error!("{other}"),
         }
+    }
+
+    /// Whether `main` prints the error on stderr when logging is filtered
+    /// out (`--log-level off`): the reason a command failed must show. `wait`
+    /// ends quietly then, as a probe run by a script should.
+    pub fn echo_when_unlogged(&self) -> bool {
+        !matches!(
+            self,
+            Error::Sidecar(SidecarError::NotUp { .. } | SidecarError::Stopped)
+        )
     }
 
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Settings(_) | Error::Input(_) | Error::Config(_) => exit::INVALID_INPUT,
-            Error::Db(_) | Error::TenantsFailed { .. } | Error::Runtime(_) => exit::FAILURE,
+            Error::Db(_) | Error::TenantsFailed { .. } | Error::Runtime(_) | Error::Sidecar(_) => {
+                exit::FAILURE
+            }
         }
     }
 }

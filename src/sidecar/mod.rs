@@ -2,6 +2,8 @@
 //! shutdown, watching the input, and the HTTP side (health, metrics).
 
 pub(crate) mod daemon;
+pub(crate) mod decide;
+pub(crate) mod error;
 pub(crate) mod health;
 pub(crate) mod metrics;
 pub(crate) mod shutdown;

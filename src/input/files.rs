@@ -1,6 +1,5 @@
 //! The desired state from the input files: the users file or directory,
-//! then the config file when one is given. One function, used by the
-//! one-shot commands and by `run` at start and on every change.
+//! then the config file when one is given. Called by [`crate::input::load`].
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +9,7 @@ use crate::input::users_dir;
 use crate::input::users_file::{self, InputError, Warning};
 
 #[derive(Debug, thiserror::Error)]
-pub enum LoadError {
+pub enum FilesError {
     #[error(transparent)]
     Users(#[from] InputError),
     #[error(transparent)]
@@ -28,7 +27,7 @@ pub struct Loaded {
 }
 
 /// Reads and validates the whole input before anything touches the server.
-pub fn load(users: &Path, config: Option<&Path>, admin_user: &str) -> Result<Loaded, LoadError> {
+pub fn load(users: &Path, config: Option<&Path>, admin_user: &str) -> Result<Loaded, FilesError> {
     // A directory is one file per user; anything else goes through the
     // users file's checks (regular file, bounded).
     let parsed = if std::fs::metadata(users).is_ok_and(|m| m.is_dir()) {
