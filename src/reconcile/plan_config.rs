@@ -663,6 +663,102 @@ fn member_grant(
 mod tests {
     use super::*;
 
+    use crate::input::desired::{Origin, Password};
+
+    fn tenant() -> Tenant {
+        let mut t = Tenant::with_defaults(
+            "app".into(),
+            Password::new("pw"),
+            Origin {
+                file: "users".into(),
+                line: 1,
+            },
+        );
+        t.databases[0].extensions.push(ExtensionSpec {
+            name: "pg_trgm".into(),
+            schema: None,
+            version: None,
+        });
+        t.databases[0].schemas.push("app".into());
+        t.members.push(("grafana".into(), Access::Reader));
+        t
+    }
+
+    fn summary(items: &[Item]) -> Vec<String> {
+        items
+            .iter()
+            .map(|i| {
+                format!(
+                    "{:?} {} {}: {}",
+                    i.kind,
+                    i.name,
+                    i.create,
+                    i.details.join(", ")
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_new_database_gets_everything_in_order() {
+        let t = tenant();
+        let observed = crate::server::catalog::Observed {
+            server: crate::server::catalog::ServerInfo {
+                version_num: 160000,
+                password_encryption: crate::reconcile::password::PasswordEncryption::ScramSha256,
+                scram_iterations: None,
+                in_recovery: false,
+                admin: "postgres".into(),
+                admin_is_superuser: true,
+                can_read_passwords: true,
+                has_pg_stat_statements: false,
+            },
+            roles: Default::default(),
+            databases: Default::default(),
+            available_extensions: Default::default(),
+        };
+        let (items, conflicts) = plan_inside(&t, &t.databases[0], &observed, &HashSet::new());
+        assert!(conflicts.is_empty());
+        assert_eq!(
+            summary(&items),
+            [
+                "Schema app true: owner \"app\"",
+                "Extension pg_trgm true: default version",
+                "Grant grafana true: reader of \"app\", USAGE on schema \"app\", default privileges on tables, sequences, schemas",
+            ]
+        );
+        // The extension is unavailable: the whole tenant is stopped.
+        assert!(unavailable_extensions(&t, &observed).is_some());
+        let mut observed = observed;
+        observed
+            .available_extensions
+            .insert("pg_trgm".into(), vec!["1.6".into()]);
+        assert!(unavailable_extensions(&t, &observed).is_none());
+        let mut pinned = t.clone();
+        pinned.databases[0].extensions[0].version = Some("9.9".into());
+        assert!(unavailable_extensions(&pinned, &observed)
+            .unwrap()
+            .contains("version \"9.9\""));
+    }
+
+    #[test]
+    fn a_member_with_everything_plans_nothing() {
+        let state = MemberState {
+            default_tables: vec!["SELECT".into()],
+            default_sequences: vec!["SELECT".into()],
+            default_schemas: vec!["USAGE".into()],
+            ..MemberState::default()
+        };
+        assert!(member_grant("d", "t", "m", Access::Reader, Some(&state), &[], &[]).is_none());
+        // A writer needs more than a reader's defaults.
+        let (g, _) = member_grant("d", "t", "m", Access::Writer, Some(&state), &[], &[]).unwrap();
+        assert_eq!(
+            g.default_tables,
+            Some(vec!["SELECT", "INSERT", "UPDATE", "DELETE"])
+        );
+        assert!(!g.default_schemas);
+    }
+
     #[test]
     fn stored_lists() {
         assert_eq!(parse_list("gitlab, public"), ["gitlab", "public"]);

@@ -3,16 +3,22 @@
 //! readers and writers as an attacker would try them, drift put back,
 //! invalid configs changing nothing, and `run` following a kubelet swap.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support::cli::{run_raw, Run};
 use crate::support::one;
+use crate::support::pgtenant::{Pgtenant, Run};
 use crate::support::server::PgServer;
+
+/// `pgtenant ARGS` with exactly this environment.
+fn run_raw(args: &[&str], env: &[(&str, &str)]) -> Run {
+    Pgtenant::bare()
+        .envs(env.iter().copied())
+        .args(args.iter().copied())
+        .run()
+}
 
 const EXAMPLE: &str = include_str!("../../examples/pgtenant.yaml");
 const EXAMPLE_USERS: &str = include_str!("../../examples/pgtenant.users");
@@ -41,13 +47,11 @@ impl Input {
     }
     /// `pgtenant ARGS` with this input.
     fn run(&self, server: &PgServer, args: &[&str]) -> Run {
-        let config = self.path("pgtenant.yaml").display().to_string();
-        let users = self.path("db_users.secret").display().to_string();
-        let mut env: Vec<(String, String)> = server.admin_env();
-        env.push(("DBUSERS".into(), users));
-        env.push(("PGTENANT_CONFIG".into(), config));
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        run_raw(args, &env)
+        Pgtenant::new(server)
+            .users(&self.path("db_users.secret"))
+            .env("PGTENANT_CONFIG", self.path("pgtenant.yaml"))
+            .args(args.iter().copied())
+            .run()
     }
 }
 
@@ -619,45 +623,6 @@ fn eventually(what: &str, log: &Arc<Mutex<String>>, mut cond: impl FnMut() -> bo
     start.elapsed()
 }
 
-/// `pgtenant run` with its stderr drained (a full pipe would block it).
-struct Sidecar {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Sidecar {
-    fn start(server: &PgServer, users: &Path, config: &Path) -> Sidecar {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("pgtenant"));
-        cmd.env_clear()
-            .args(["run"])
-            .env("DBUSERS", users)
-            .env("PGTENANT_CONFIG", config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in server.admin_env() {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        Sidecar { child, log }
-    }
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn users_directory_with_kubelet_swaps_under_run() {
     let server = PgServer::start();
@@ -670,8 +635,13 @@ fn users_directory_with_kubelet_swaps_under_run() {
     )]);
     let bob_secret = Volume::new(&[("password", "bob-1\n")]);
     let config_path = config.path().join("pgtenant.yaml");
-    let run = Sidecar::start(&server, users.path(), &config_path);
-    eventually("alice and grafana", &run.log, || {
+    let run = Pgtenant::new(&server)
+        .users(users.path())
+        .env("PGTENANT_CONFIG", &config_path)
+        .args(["run"])
+        .sidecar();
+    let log = run.log_handle();
+    eventually("alice and grafana", &log, || {
         logs_in(&server, "alice", "alice-1", "alice_db")
             && logs_in(&server, "grafana", "graf-1", "alice_db")
     });
@@ -681,7 +651,7 @@ fn users_directory_with_kubelet_swaps_under_run() {
         ("grafana", "graf-1\n"),
         ("carol", "carol-1"),
     ]);
-    let took = eventually("the user swap applied", &run.log, || {
+    let took = eventually("the user swap applied", &log, || {
         logs_in(&server, "alice", "alice-2", "alice_db")
             && logs_in(&server, "carol", "carol-1", "carol_db")
     });
@@ -695,18 +665,18 @@ fn users_directory_with_kubelet_swaps_under_run() {
             bob_file.display()
         ),
     )]);
-    let took = eventually("the config swap applied", &run.log, || {
+    let took = eventually("the config swap applied", &log, || {
         logs_in(&server, "bob", "bob-1", "bob_two")
     });
     println!("config ..data swap applied after {took:?}");
     // The password_file's own Secret swaps.
     let mut bob_secret = bob_secret;
     bob_secret.swap(&[("password", "bob-2\n")]);
-    let took = eventually("the password_file swap applied", &run.log, || {
+    let took = eventually("the password_file swap applied", &log, || {
         logs_in(&server, "bob", "bob-2", "bob_one")
     });
     println!("password_file ..data swap applied after {took:?}");
-    let log = run.log.lock().unwrap().clone();
+    let log = run.log();
     assert!(!log.contains("bob-2") && !log.contains("alice-2"), "{log}");
 }
 
