@@ -2,7 +2,9 @@
 //! exit code (see [`crate::exit`]).
 
 use crate::exit;
+use crate::input::config::ConfigError;
 use crate::input::conninfo::ConnError;
+use crate::input::files::FilesError;
 use crate::input::users_file::InputError;
 use crate::server::db::DbError;
 use crate::sidecar::error::SidecarError;
@@ -14,6 +16,8 @@ pub enum Error {
     #[error(transparent)]
     Input(#[from] InputError),
     #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
     Db(#[from] DbError),
     #[error("{failed} of {total} tenants failed")]
     TenantsFailed { failed: usize, total: usize },
@@ -21,6 +25,15 @@ pub enum Error {
     Runtime(std::io::Error),
     #[error(transparent)]
     Sidecar(#[from] SidecarError),
+}
+
+impl From<FilesError> for Error {
+    fn from(e: FilesError) -> Self {
+        match e {
+            FilesError::Users(e) => Error::Input(e),
+            FilesError::Config(e) => Error::Config(e),
+        }
+    }
 }
 
 impl Error {
@@ -40,6 +53,21 @@ impl Error {
                     "{} problem{} in the users file; nothing was changed",
                     lines.len(),
                     if lines.len() == 1 { "" } else { "s" }
+                );
+            }
+            Error::Config(ConfigError::Invalid(problems)) => {
+                for p in problems {
+                    tracing::error!(
+                        file = %p.file.display(),
+                        line = p.pos.line,
+                        column = p.pos.column,
+                        "{p}"
+                    );
+                }
+                tracing::error!(
+                    "{} problem{} in the config file; nothing was changed",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" }
                 );
             }
             Error::Sidecar(SidecarError::NotUp { endpoint, .. }) => {
@@ -63,7 +91,7 @@ impl Error {
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Settings(_) | Error::Input(_) => exit::INVALID_INPUT,
+            Error::Settings(_) | Error::Input(_) | Error::Config(_) => exit::INVALID_INPUT,
             Error::Db(_) | Error::TenantsFailed { .. } | Error::Runtime(_) | Error::Sidecar(_) => {
                 exit::FAILURE
             }

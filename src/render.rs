@@ -20,7 +20,10 @@ pub fn change_line(change: &Change) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    let name = quote_ident(&change.name);
+    let mut name = quote_ident(&change.name);
+    if let Some(db) = &change.database {
+        name.push_str(&format!(" in database {}", quote_ident(db)));
+    }
     let details = change.details.join(", ");
     match change.action {
         Action::Create => format!("+ {object} {name} ({details})"),
@@ -30,11 +33,15 @@ pub fn change_line(change: &Change) -> String {
 
 pub fn plan_text(plan: &Plan, tenants: usize) -> String {
     let mut out = String::new();
+    // What the server lacks comes first: it stops a whole tenant.
+    for conflict in plan.conflicts.iter().filter(|c| c.first) {
+        out.push_str(&format!("! {}\n", conflict.reason));
+    }
     for change in &plan.changes {
         out.push_str(&change_line(change));
         out.push('\n');
     }
-    for conflict in &plan.conflicts {
+    for conflict in plan.conflicts.iter().filter(|c| !c.first) {
         out.push_str(&format!("! {}\n", conflict.reason));
     }
     if plan.changes.is_empty() {
@@ -139,10 +146,20 @@ pub fn status_text(rows: &[Row]) -> String {
 #[derive(Serialize)]
 struct StatusJson<'a> {
     tenants: &'a [Row],
+    /// What the config file adds; absent without one.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    objects: &'a [crate::reconcile::status_config::ObjectRow],
 }
 
-pub fn status_json(rows: &[Row]) -> String {
-    let mut s = serde_json::to_string_pretty(&StatusJson { tenants: rows }).expect("serializes");
+pub fn status_json_with(
+    rows: &[Row],
+    objects: &[crate::reconcile::status_config::ObjectRow],
+) -> String {
+    let mut s = serde_json::to_string_pretty(&StatusJson {
+        tenants: rows,
+        objects,
+    })
+    .expect("serializes");
     s.push('\n');
     s
 }

@@ -27,6 +27,7 @@ pub enum CommandSettings {
     Status { output: Format },
     Run(RunSettings),
     Wait { timeout: Option<Duration> },
+    ConfigSchema,
 }
 
 /// `pgtenant run`.
@@ -56,6 +57,7 @@ pub fn resolve(cli: Cli, env: Env) -> Settings {
             listen,
         }),
         Command::Wait { timeout } => CommandSettings::Wait { timeout },
+        Command::ConfigSchema => CommandSettings::ConfigSchema,
     };
     Settings {
         sources: Sources {
@@ -66,6 +68,7 @@ pub fn resolve(cli: Cli, env: Env) -> Settings {
                 lock: g.lock_timeout,
                 statement: g.statement_timeout,
             },
+            config: g.config,
         },
         options: Options {
             isolation: !g.no_isolation,

@@ -8,6 +8,7 @@ use tracing::{error, info};
 
 use crate::input::conninfo::ConnSettings;
 use crate::input::desired::Desired;
+use crate::reconcile::apply_config::Runner;
 use crate::reconcile::password;
 use crate::reconcile::plan::{Action, PasswordReason, Plan, Step};
 use crate::reconcile::CheckCache;
@@ -88,10 +89,20 @@ pub async fn apply(
     mut cache: Option<&mut CheckCache>,
 ) -> Result<Vec<TenantOutcome>, DbError> {
     let verifiers = make_verifiers(desired, plan, server).await?;
-    let mut outcomes = Vec::with_capacity(desired.tenants.len());
-    for tenant in &desired.tenants {
-        let role = &tenant.role;
-        if let Some(conflict) = plan.conflicts.iter().find(|c| &c.tenant == role) {
+    let mut outcomes = Vec::with_capacity(desired.tenants.len() + desired.members.len());
+    // Readers and writers first: a tenant's grants name them.
+    let units = desired
+        .members
+        .iter()
+        .map(|m| (&m.role, &m.password))
+        .chain(desired.tenants.iter().map(|t| (&t.role, &t.password)));
+    for (role, password) in units {
+        let conflicts: Vec<&crate::reconcile::plan::Conflict> = plan
+            .conflicts
+            .iter()
+            .filter(|c| &c.tenant == role)
+            .collect();
+        if let Some(conflict) = conflicts.iter().find(|c| c.blocking) {
             error!(role = %role, "refusing to manage role {}: {}", quote_ident(role), conflict.reason);
             outcomes.push(TenantOutcome {
                 tenant: role.clone(),
@@ -102,10 +113,14 @@ pub async fn apply(
         }
         let mut outcome = Outcome::Unchanged;
         let mut failure = None;
+        // One short connection per database this tenant changes inside.
+        let mut inside: HashMap<String, Client> = HashMap::new();
         'changes: for change in plan.changes_for(role) {
             for step in &change.steps {
-                if let Err(e) = run_step(client, settings, server, step, &verifiers).await {
-                    if e.is_connection_lost() {
+                if let Err(e) =
+                    run_step(client, settings, server, step, &verifiers, &mut inside).await
+                {
+                    if e.is_connection_lost() && !is_inside(step) {
                         return Err(e);
                     }
                     error!(role = %role, error = %e, "tenant {} failed: {e}", quote_ident(role));
@@ -116,7 +131,7 @@ pub async fn apply(
                 // The server stores the verifier as sent: the next resync
                 // finds it and needs no key derivation to trust it.
                 if let (Some(c), Some(v)) = (cache.as_deref_mut(), set_verifier(step, &verifiers)) {
-                    c.remember(role, v, tenant.password.expose());
+                    c.remember(role, v, password.expose());
                 }
             }
             outcome = match (change.action, &outcome) {
@@ -125,6 +140,12 @@ pub async fn apply(
                 (_, other) => other.clone(),
             };
         }
+        // A conflict that leaves one object as it is: the rest was applied,
+        // and the tenant still counts as failed.
+        if let (Some(conflict), true) = (conflicts.first(), outcome.is_ok()) {
+            error!(role = %role, "tenant {}: {}", quote_ident(role), conflict.reason);
+            outcome = Outcome::Refused(conflict.reason.clone());
+        }
         outcomes.push(TenantOutcome {
             tenant: role.clone(),
             outcome,
@@ -132,6 +153,22 @@ pub async fn apply(
         });
     }
     Ok(outcomes)
+}
+
+/// Steps that run over a connection into a tenant database: losing it is
+/// that tenant's failure, not the admin session's.
+fn is_inside(step: &Step) -> bool {
+    use crate::reconcile::plan_config::ConfigStep;
+    matches!(
+        step,
+        Step::Config(
+            ConfigStep::CreateSchema { .. }
+                | ConfigStep::AlterSchemaOwner { .. }
+                | ConfigStep::CreateExtension { .. }
+                | ConfigStep::UpdateExtension { .. }
+                | ConfigStep::GrantMember(_)
+        )
+    )
 }
 
 /// The verifier a successful `step` stored, if it set a password.
@@ -170,10 +207,8 @@ async fn make_verifiers(
         })
         .filter_map(|role| {
             desired
-                .tenants
-                .iter()
-                .find(|t| t.role == role)
-                .map(|t| (role.to_owned(), t.password.clone()))
+                .password_of(role)
+                .map(|p| (role.to_owned(), p.clone()))
         })
         .collect();
     if wanted.is_empty() {
@@ -208,9 +243,38 @@ async fn run_step(
     server: &ServerInfo,
     step: &Step,
     verifiers: &HashMap<String, String>,
+    inside: &mut HashMap<String, Client>,
 ) -> Result<(), DbError> {
     let verifier = |role: &str| verifiers.get(role).map(String::as_str).unwrap_or_default();
     match step {
+        Step::Config(step) => {
+            let planned = crate::reconcile::apply_config::plan(step, server);
+            for e in &planned.execs {
+                if let Some(role) = &e.set_role {
+                    ensure_can_set_role(client, server, role).await?;
+                }
+                match &e.runner {
+                    Runner::Admin => {
+                        execute(client, server, &e.stmt, e.operation, &e.object).await?
+                    }
+                    Runner::AdminAsOwner { database } => {
+                        as_owner(client, server, database, &e.stmt, e.operation).await?
+                    }
+                    Runner::Inside { database, role } => {
+                        if !inside.contains_key(database) {
+                            let session = db::connect(settings, Some(database)).await?;
+                            inside.insert(database.clone(), session);
+                        }
+                        let stmt = match role {
+                            Some(role) => sql::as_role(role, &e.stmt),
+                            None => e.stmt.clone(),
+                        };
+                        execute(&inside[database], server, &stmt, e.operation, &e.object).await?;
+                    }
+                }
+            }
+            info!(action = planned.action, "{}", planned.message);
+        }
         Step::CreateRole { role } => {
             let stmt = sql::create_role(role, verifier(role));
             // The marker goes in with the role, in the same transaction

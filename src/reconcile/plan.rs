@@ -17,6 +17,12 @@ use crate::server::sql::quote_ident;
 pub enum Object {
     Role,
     Database,
+    Extension,
+    Schema,
+    /// A reader's or writer's privileges in one database.
+    Grant,
+    /// A role setting (`ALTER ROLE ... SET`).
+    Setting,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -83,6 +89,8 @@ pub enum Step {
         owner: Option<String>,
         revoke_create: bool,
     },
+    /// What the config file adds (see [`crate::reconcile::plan_config`]).
+    Config(crate::reconcile::plan_config::ConfigStep),
 }
 
 /// One changed object, as people and scripts read it.
@@ -94,6 +102,9 @@ pub struct Change {
     pub details: Vec<String>,
     /// The tenant's role, which every change belongs to.
     pub tenant: String,
+    /// The database an extension, schema or grant lives in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
     #[serde(skip)]
     pub steps: Vec<Step>,
 }
@@ -103,6 +114,13 @@ pub struct Change {
 pub struct Conflict {
     pub tenant: String,
     pub reason: String,
+    /// Whether nothing of the tenant is changed (a refused role, an
+    /// extension the server lacks), as opposed to one object left as it is.
+    #[serde(skip)]
+    pub blocking: bool,
+    /// Shown before the changes: the server lacks something.
+    #[serde(skip)]
+    pub first: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -134,28 +152,144 @@ pub fn plan(
     passwords: &[PasswordCheck],
     options: Options,
 ) -> Plan {
-    assert_eq!(desired.tenants.len(), passwords.len());
+    assert_eq!(
+        desired.tenants.len() + desired.members.len(),
+        passwords.len()
+    );
+    let (tenant_checks, member_checks) = passwords.split_at(desired.tenants.len());
     let mut plan = Plan::default();
-    for (tenant, check) in desired.tenants.iter().zip(passwords) {
-        if let Some(reason) =
-            conflict(tenant, observed).or_else(|| admin_lacks_privilege(tenant, observed, *check))
+    // Readers and writers first: their roles must exist before a tenant
+    // grants them anything. The adoption policy holds for them as for
+    // tenants: they are login roles whose passwords come from the input.
+    let mut refused_members = std::collections::HashSet::new();
+    for (member, check) in desired.members.iter().zip(member_checks) {
+        if let Some(reason) = refusal(&member.role, observed)
+            .or_else(|| admin_lacks_privilege(&member.role, None, observed, *check))
+        {
+            refused_members.insert(member.role.clone());
+            plan.conflicts.push(Conflict {
+                tenant: member.role.clone(),
+                reason,
+                blocking: true,
+                first: false,
+            });
+            continue;
+        }
+        plan_role(&member.role, None, observed, *check, &mut plan.changes);
+    }
+    for (tenant, check) in desired.tenants.iter().zip(tenant_checks) {
+        if let Some(reason) = conflict(tenant, observed)
+            .or_else(|| admin_lacks_privilege(&tenant.role, Some(tenant), observed, *check))
         {
             plan.conflicts.push(Conflict {
                 tenant: tenant.role.clone(),
                 reason,
+                blocking: true,
+                first: false,
             });
             continue;
         }
-        plan_role(tenant, observed, *check, &mut plan.changes);
-        plan_database(tenant, observed, options, &mut plan.changes);
+        // Checked before anything of the tenant is planned: an extension
+        // the server lacks fails the tenant with nothing changed.
+        if let Some(reason) =
+            crate::reconcile::plan_config::unavailable_extensions(tenant, observed)
+        {
+            plan.conflicts.push(Conflict {
+                tenant: tenant.role.clone(),
+                reason,
+                blocking: true,
+                first: true,
+            });
+            continue;
+        }
+        plan_role(
+            &tenant.role,
+            tenant.connection_limit,
+            observed,
+            *check,
+            &mut plan.changes,
+        );
+        let (limit, settings) = crate::reconcile::plan_config::plan_role_extras(tenant, observed);
+        if let Some((detail, step)) = limit {
+            // A role being created or changed gets it in the same row.
+            match plan
+                .changes
+                .iter_mut()
+                .find(|c| c.object == Object::Role && c.name == tenant.role)
+            {
+                Some(change) => {
+                    change.details.push(detail);
+                    change.steps.push(Step::Config(step));
+                }
+                None => plan.changes.push(Change {
+                    object: Object::Role,
+                    name: tenant.role.clone(),
+                    action: Action::Update,
+                    details: vec![detail],
+                    tenant: tenant.role.clone(),
+                    database: None,
+                    steps: vec![Step::Config(step)],
+                }),
+            }
+        }
+        add_config(&mut plan, settings, Vec::new());
+        for db in &tenant.databases {
+            plan_database(tenant, db, observed, options, &refused_members, &mut plan);
+            let (items, conflicts) =
+                crate::reconcile::plan_config::plan_inside(tenant, db, observed, &refused_members);
+            add_config(&mut plan, items, conflicts);
+        }
     }
     plan
 }
 
+/// Adds what [`crate::reconcile::plan_config`] planned.
+fn add_config(
+    plan: &mut Plan,
+    items: Vec<crate::reconcile::plan_config::Item>,
+    conflicts: Vec<crate::reconcile::plan_config::ConfigConflict>,
+) {
+    use crate::reconcile::plan_config::Kind;
+    for item in items {
+        plan.changes.push(Change {
+            object: match item.kind {
+                Kind::Extension => Object::Extension,
+                Kind::Schema => Object::Schema,
+                Kind::Grant => Object::Grant,
+                Kind::Setting => Object::Setting,
+            },
+            name: item.name,
+            action: if item.create {
+                Action::Create
+            } else {
+                Action::Update
+            },
+            details: item.details,
+            tenant: item.tenant,
+            database: item.database,
+            steps: item.steps.into_iter().map(Step::Config).collect(),
+        });
+    }
+    for c in conflicts {
+        plan.conflicts.push(Conflict {
+            tenant: c.tenant,
+            reason: c.reason,
+            blocking: false,
+            first: false,
+        });
+    }
+}
+
 /// Why pgtenant refuses to manage `tenant`, if it does: the adoption
 /// policy for its role, then the ownership rule for its database.
+/// Every database of the tenant is held to the rule.
 pub fn conflict(tenant: &Tenant, observed: &Observed) -> Option<String> {
-    refusal(tenant, observed).or_else(|| database_refusal(tenant, observed))
+    refusal(&tenant.role, observed).or_else(|| {
+        tenant
+            .databases
+            .iter()
+            .find_map(|db| database_refusal(tenant, &db.name, observed))
+    })
 }
 
 /// The adoption policy: an existing role is managed only if it is a plain
@@ -166,9 +300,10 @@ pub fn conflict(tenant: &Tenant, observed: &Observed) -> Option<String> {
 /// already log in (a role of the article's scripts) or carries pgtenant's
 /// marker (a role pgtenant created, whose LOGIN was taken away). Anything
 /// else is a conflict: nothing of the tenant is changed.
-fn refusal(tenant: &Tenant, observed: &Observed) -> Option<String> {
-    let role = observed.roles.get(&tenant.role)?;
-    let name = quote_ident(&tenant.role);
+/// Readers and writers are held to the same policy.
+fn refusal(role_name: &str, observed: &Observed) -> Option<String> {
+    let role = observed.roles.get(role_name)?;
+    let name = quote_ident(role_name);
     let mut powers = Vec::new();
     if role.superuser {
         powers.push("SUPERUSER");
@@ -215,12 +350,12 @@ fn refusal(tenant: &Tenant, observed: &Observed) -> Option<String> {
 /// object owned by anyone but the tenant. The article's empty databases
 /// made by the admin are still handed over, and a database of the tenant's
 /// own whose owner drifted is still put back.
-fn database_refusal(tenant: &Tenant, observed: &Observed) -> Option<String> {
-    let db = observed.databases.get(&tenant.database)?;
+fn database_refusal(tenant: &Tenant, database: &str, observed: &Observed) -> Option<String> {
+    let db = observed.databases.get(database)?;
     if db.owner == tenant.role {
         return None;
     }
-    let database = quote_ident(&tenant.database);
+    let database = quote_ident(database);
     let owner = quote_ident(&db.owner);
     let role = quote_ident(&tenant.role);
     let why = match &db.foreign_objects {
@@ -243,8 +378,10 @@ fn database_refusal(tenant: &Tenant, observed: &Observed) -> Option<String> {
 /// would send the statement (and its verifier) only to have it refused, and
 /// the server logs a refused statement with its text. So the tenant is a
 /// conflict and nothing is sent.
+/// `tenant` is `None` for a reader or writer.
 fn admin_lacks_privilege(
-    tenant: &Tenant,
+    role_name: &str,
+    tenant: Option<&Tenant>,
     observed: &Observed,
     check: PasswordCheck,
 ) -> Option<String> {
@@ -253,8 +390,8 @@ fn admin_lacks_privilege(
         return None;
     }
     let admin = quote_ident(&server.admin);
-    let name = quote_ident(&tenant.role);
-    match observed.roles.get(&tenant.role) {
+    let name = quote_ident(role_name);
+    match observed.roles.get(role_name) {
         None if !server.admin_can_create_roles => Some(format!(
             "the admin role {admin} has neither SUPERUSER nor CREATEROLE, so it cannot \
              create role {name} (nothing was sent): grant it CREATEROLE \
@@ -262,10 +399,17 @@ fn admin_lacks_privilege(
         )),
         None => None,
         Some(role) => {
+            let configured_limit = tenant.and_then(|t| t.connection_limit);
+            let config_changes = tenant.is_some_and(|t| {
+                let (limit, settings) =
+                    crate::reconcile::plan_config::plan_role_extras(t, observed);
+                limit.is_some() || !settings.is_empty()
+            });
             let needs_alter = check.needs_set()
                 || !role.can_login
                 || role.expired
-                || blocks_login(role.connection_limit);
+                || (configured_limit.is_none() && blocks_login(role.connection_limit))
+                || config_changes;
             (needs_alter && !role.admin_may_alter).then(|| {
                 format!(
                     "the admin role {admin} may not alter role {name} (nothing was sent): \
@@ -277,14 +421,24 @@ fn admin_lacks_privilege(
     }
 }
 
-/// The role connection limit under which a tenant cannot log in. A
-/// configured limit (tenant-spec config) takes precedence where it exists.
+/// The connection limit (of a role or a database) under which a tenant
+/// cannot log in. A limit the config file sets takes precedence: it is
+/// converged as configured, even to 0.
 pub fn blocks_login(connection_limit: i32) -> bool {
     connection_limit == 0
 }
 
-fn plan_role(tenant: &Tenant, observed: &Observed, check: PasswordCheck, out: &mut Vec<Change>) {
-    let role = &tenant.role;
+/// `configured_limit`: the role's connection limit from the config, which
+/// [`crate::reconcile::plan_config`] converges; without one a limit of 0 is
+/// put back to none.
+fn plan_role(
+    role: &str,
+    configured_limit: Option<i32>,
+    observed: &Observed,
+    check: PasswordCheck,
+    out: &mut Vec<Change>,
+) {
+    let role = &role.to_owned();
     let Some(existing) = observed.roles.get(role) else {
         out.push(Change {
             object: Object::Role,
@@ -292,13 +446,14 @@ fn plan_role(tenant: &Tenant, observed: &Observed, check: PasswordCheck, out: &m
             action: Action::Create,
             details: vec!["login".into(), "password".into()],
             tenant: role.clone(),
+            database: None,
             steps: vec![Step::CreateRole { role: role.clone() }],
         });
         return;
     };
     let login = !existing.can_login;
     let valid_until = existing.expired;
-    let connection_limit = blocks_login(existing.connection_limit);
+    let connection_limit = configured_limit.is_none() && blocks_login(existing.connection_limit);
     let password = match check {
         PasswordCheck::InSync => None,
         PasswordCheck::Differs => Some(PasswordReason::Differs),
@@ -343,6 +498,7 @@ fn plan_role(tenant: &Tenant, observed: &Observed, check: PasswordCheck, out: &m
         action: Action::Update,
         details,
         tenant: role.clone(),
+        database: None,
         steps: vec![Step::AlterRole {
             role: role.clone(),
             login,
@@ -353,18 +509,31 @@ fn plan_role(tenant: &Tenant, observed: &Observed, check: PasswordCheck, out: &m
     });
 }
 
-fn plan_database(tenant: &Tenant, observed: &Observed, options: Options, out: &mut Vec<Change>) {
+fn plan_database(
+    tenant: &Tenant,
+    spec: &crate::input::desired::DatabaseSpec,
+    observed: &Observed,
+    options: Options,
+    refused_members: &std::collections::HashSet<String>,
+    plan: &mut Plan,
+) {
     let role = &tenant.role;
-    let database = &tenant.database;
+    let database = &spec.name;
     let schema_fix = observed.server.needs_public_schema_fix();
     let owner_detail = || format!("owner {}", quote_ident(role));
 
     let Some(existing) = observed.databases.get(database) else {
         let mut details = vec![owner_detail()];
-        let mut steps = vec![Step::CreateDatabase {
-            database: database.clone(),
-            owner: role.clone(),
-        }];
+        let mut steps =
+            vec![
+                match crate::reconcile::plan_config::create_database(tenant, spec, &mut details) {
+                    Some(step) => Step::Config(step),
+                    None => Step::CreateDatabase {
+                        database: database.clone(),
+                        owner: role.clone(),
+                    },
+                },
+            ];
         if options.isolation {
             details.push("revoke CONNECT, TEMPORARY from PUBLIC".to_owned());
             steps.push(Step::RevokeDatabase {
@@ -382,12 +551,23 @@ fn plan_database(tenant: &Tenant, observed: &Observed, options: Options, out: &m
                 });
             }
         }
-        out.push(Change {
+        let mut config_steps = Vec::new();
+        crate::reconcile::plan_config::grant_connect(
+            tenant,
+            spec,
+            None,
+            refused_members,
+            &mut details,
+            &mut config_steps,
+        );
+        steps.extend(config_steps.into_iter().map(Step::Config));
+        plan.changes.push(Change {
             object: Object::Database,
             name: database.clone(),
             action: Action::Create,
             details,
             tenant: role.clone(),
+            database: None,
             steps,
         });
         return;
@@ -406,8 +586,11 @@ fn plan_database(tenant: &Tenant, observed: &Observed, options: Options, out: &m
             owner: role.clone(),
         });
     }
+    // Every database of the tenant must let it in. A connection limit the
+    // config sets is converged by `plan_config` instead, as configured.
     let allow_connections = !existing.allow_connections;
-    let connection_limit = blocks_login(existing.connection_limit);
+    let connection_limit =
+        spec.connection_limit.is_none() && blocks_login(existing.connection_limit);
     if allow_connections || connection_limit {
         if allow_connections {
             details.push("allow connections".to_owned());
@@ -427,13 +610,38 @@ fn plan_database(tenant: &Tenant, observed: &Observed, options: Options, out: &m
     if options.isolation {
         isolate_existing(existing, role, schema_fix, &mut details, &mut steps);
     }
+    let mut config_steps = Vec::new();
+    let conflict = crate::reconcile::plan_config::database_extras(
+        spec,
+        existing,
+        &mut details,
+        &mut config_steps,
+    );
+    if let Some(reason) = conflict {
+        plan.conflicts.push(Conflict {
+            tenant: role.clone(),
+            reason,
+            blocking: false,
+            first: false,
+        });
+    }
+    crate::reconcile::plan_config::grant_connect(
+        tenant,
+        spec,
+        Some(existing),
+        refused_members,
+        &mut details,
+        &mut config_steps,
+    );
+    steps.extend(config_steps.into_iter().map(Step::Config));
     if !steps.is_empty() {
-        out.push(Change {
+        plan.changes.push(Change {
             object: Object::Database,
             name: database.clone(),
             action: Action::Update,
             details,
             tenant: role.clone(),
+            database: None,
             steps,
         });
     }
@@ -522,16 +730,18 @@ mod tests {
             tenants: roles
                 .iter()
                 .enumerate()
-                .map(|(i, r)| Tenant {
-                    role: r.to_string(),
-                    password: Password::new("pw"),
-                    database: Tenant::database_name(r),
-                    origin: Origin {
-                        file: "users".into(),
-                        line: i + 1,
-                    },
+                .map(|(i, r)| {
+                    Tenant::with_defaults(
+                        r.to_string(),
+                        Password::new("pw"),
+                        Origin {
+                            file: "users".into(),
+                            line: i + 1,
+                        },
+                    )
                 })
                 .collect(),
+            members: Vec::new(),
         }
     }
 
@@ -549,6 +759,7 @@ mod tests {
             connection_limit: -1,
             admin_may_alter: true,
             password: Some("SCRAM-SHA-256$...".into()),
+            settings: Vec::new(),
         }
     }
 
@@ -563,6 +774,11 @@ mod tests {
             foreign_objects: (owner != name.trim_end_matches("_db"))
                 .then_some(ForeignObjects::None),
             public_schema: None,
+            encoding: "UTF8".into(),
+            collate: "C".into(),
+            ctype: "C".into(),
+            connect: Vec::new(),
+            inside: None,
         }
     }
 
@@ -574,6 +790,7 @@ mod tests {
                 .into_iter()
                 .map(|d| (d.name.clone(), d))
                 .collect::<HashMap<_, _>>(),
+            available_extensions: HashMap::new(),
         }
     }
 
@@ -869,6 +1086,7 @@ mod tests {
             server: server_info,
             roles: [("old".to_owned(), old), ("fine".to_owned(), fine)].into(),
             databases: HashMap::new(),
+            available_extensions: HashMap::new(),
         };
         let p = plan(
             &d,
@@ -976,6 +1194,7 @@ mod tests {
                     }
                     schema.public_create &= !revoke_create;
                 }
+                other => unreachable!("no config in these tests: {other:?}"),
             }
         }
     }

@@ -55,9 +55,11 @@ pub fn rows(desired: &Desired, observed: &Observed, checks: &[PasswordCheck]) ->
         .tenants
         .iter()
         .zip(checks)
-        .map(|(t, check)| {
+        // One row per database of the tenant.
+        .flat_map(|(t, check)| t.databases.iter().map(move |d| (t, &d.name, check)))
+        .map(|(t, database, check)| {
             let role = observed.roles.get(&t.role);
-            let db = observed.databases.get(&t.database);
+            let db = observed.databases.get(database);
             Row {
                 role: t.role.clone(),
                 role_state: if role.is_some() {
@@ -68,7 +70,7 @@ pub fn rows(desired: &Desired, observed: &Observed, checks: &[PasswordCheck]) ->
                 login: role.is_some_and(|r| {
                     r.can_login && !r.expired && !plan::blocks_login(r.connection_limit)
                 }),
-                database: t.database.clone(),
+                database: database.clone(),
                 database_state: if db.is_some() {
                     Presence::Present
                 } else {

@@ -3,6 +3,7 @@
 
 mod apply;
 mod concurrency;
+mod config;
 mod faults;
 mod files;
 mod fixture;
