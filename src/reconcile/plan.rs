@@ -1281,4 +1281,151 @@ mod tests {
             proptest::prop_assert_eq!(second.conflicts, first.conflicts);
         }
     }
+
+    /// A tenant with the databases `names` (the config's `databases:`).
+    fn with_databases(role: &str, names: &[&str]) -> Desired {
+        let mut d = desired(&[role]);
+        d.tenants[0].databases = names
+            .iter()
+            .map(|n| crate::input::desired::DatabaseSpec::named(n.to_string()))
+            .collect();
+        d.tenants[0].database = names[0].to_string();
+        d
+    }
+
+    #[test]
+    fn the_ownership_rule_holds_for_every_database_of_a_tenant() {
+        let d = with_databases("harbor", &["harbor_db", "harbor_notary"]);
+        let mine = database("harbor_db", "harbor");
+        let mut theirs = database("harbor_notary", "billing");
+        theirs.foreign_objects = Some(ForeignObjects::OwnedBy("billing".into()));
+        let o = observed(150000, vec![role("harbor")], vec![mine, theirs.clone()]);
+        let p = plan(&d, &o, &[PasswordCheck::InSync], ISOLATED);
+        assert_eq!(p.conflicts.len(), 1);
+        assert!(p.conflicts[0].blocking);
+        assert!(
+            p.conflicts[0].reason.contains("database \"harbor_notary\""),
+            "{}",
+            p.conflicts[0].reason
+        );
+        assert!(p.changes.is_empty(), "{:?}", lines(&p));
+        // Empty (nothing of another role in it): handed over.
+        theirs.foreign_objects = Some(ForeignObjects::None);
+        let o = observed(
+            150000,
+            vec![role("harbor")],
+            vec![database("harbor_db", "harbor"), theirs],
+        );
+        let p = plan(&d, &o, &[PasswordCheck::InSync], ISOLATED);
+        assert!(p.conflicts.is_empty());
+        assert_eq!(
+            lines(&p),
+            [r#"~ database "harbor_notary": owner "harbor" (was "billing")"#]
+        );
+    }
+
+    #[test]
+    fn every_database_of_a_tenant_is_opened_up() {
+        let d = with_databases("gitlab", &["gitlab_db", "gitlab_ci"]);
+        let mut ci = database("gitlab_ci", "gitlab");
+        ci.allow_connections = false;
+        ci.connection_limit = 0;
+        let o = observed(
+            150000,
+            vec![role("gitlab")],
+            vec![database("gitlab_db", "gitlab"), ci],
+        );
+        let p = plan(&d, &o, &[PasswordCheck::InSync], ISOLATED);
+        assert_eq!(
+            lines(&p),
+            [r#"~ database "gitlab_ci": allow connections, connection limit -1 (was 0)"#]
+        );
+        assert_eq!(
+            p.changes[0].steps,
+            [Step::AlterDatabaseConnections {
+                database: "gitlab_ci".into(),
+                allow_connections: true,
+                connection_limit: true,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_configured_connection_limit_takes_precedence() {
+        let mut d = with_databases("app", &["app_db", "app_two"]);
+        d.tenants[0].connection_limit = Some(0);
+        d.tenants[0].databases[0].connection_limit = Some(0);
+        d.tenants[0].databases[1].connection_limit = Some(5);
+        let mut r = role("app");
+        r.connection_limit = 0;
+        let mut one = database("app_db", "app");
+        one.connection_limit = 0;
+        let mut two = database("app_two", "app");
+        two.connection_limit = 0;
+        let o = observed(150000, vec![r], vec![one, two]);
+        let p = plan(&d, &o, &[PasswordCheck::InSync], ISOLATED);
+        // 0 as configured stays; 5 is set, by the config's step alone.
+        assert_eq!(
+            lines(&p),
+            [r#"~ database "app_two": connection limit 5 (was 0)"#]
+        );
+        assert!(!p.changes[0]
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::AlterDatabaseConnections { .. })));
+        // Without a configured limit, 0 is put back to none.
+        let mut d = with_databases("app", &["app_db"]);
+        d.tenants[0].connection_limit = None;
+        let mut r = role("app");
+        r.connection_limit = 0;
+        let o = observed(150000, vec![r], vec![database("app_db", "app")]);
+        let p = plan(&d, &o, &[PasswordCheck::InSync], ISOLATED);
+        assert_eq!(lines(&p), [r#"~ role "app": connection limit -1 (was 0)"#]);
+    }
+
+    #[test]
+    fn readers_and_writers_follow_the_adoption_policy() {
+        let mut d = desired(&["app"]);
+        for (name, access) in [
+            ("grafana", crate::input::desired::Access::Reader),
+            ("group", crate::input::desired::Access::Reader),
+            ("expired", crate::input::desired::Access::Writer),
+        ] {
+            d.tenants[0].members.push((name.into(), access));
+            d.members.push(crate::input::desired::Member {
+                role: name.into(),
+                password: Password::new("pw"),
+                origin: Origin {
+                    file: "config".into(),
+                    line: 1,
+                },
+            });
+        }
+        let mut admin_member = role("grafana");
+        admin_member.member_of = vec!["postgres".into()];
+        let mut group = role("group");
+        group.can_login = false;
+        let mut expired = role("expired");
+        expired.expired = true;
+        let o = observed(
+            150000,
+            vec![role("app"), admin_member, group, expired],
+            vec![database("app_db", "app")],
+        );
+        let p = plan(&d, &o, &[PasswordCheck::InSync; 4], ISOLATED);
+        let refused: Vec<&str> = p.conflicts.iter().map(|c| c.tenant.as_str()).collect();
+        assert_eq!(refused, ["grafana", "group"]);
+        let l = lines(&p);
+        assert!(
+            l.contains(&r#"~ role "expired": valid until infinity (expired)"#.to_owned()),
+            "{l:?}"
+        );
+        // Nothing is granted to a refused reader.
+        assert!(
+            !p.changes
+                .iter()
+                .any(|c| c.details.iter().any(|d| d.contains("grafana"))),
+            "{l:?}"
+        );
+    }
 }

@@ -466,6 +466,131 @@ fn extension_versions_and_unavailable_extensions() {
     );
 }
 
+/// The trust rules of `docs/adoption.md` hold for every database the config
+/// gives a tenant, not only the first, and for readers and writers: a second
+/// database that another application owns (with its data) makes the tenant a
+/// conflict with nothing changed; a second database closed by hand is opened
+/// up again (what is inside it is looked at by the next pass); an expired
+/// reader gets its login back; a privileged role is never made a reader.
+#[test]
+fn trust_rules_hold_for_every_configured_database_and_member() {
+    let server = PgServer::start();
+    for sql in [
+        "CREATE ROLE other LOGIN PASSWORD 'other-pw'",
+        "CREATE DATABASE shop_orders OWNER other",
+        "CREATE ROLE boss SUPERUSER NOLOGIN",
+    ] {
+        server.query(sql);
+    }
+    server
+        .exec_as(
+            "other",
+            "other-pw",
+            "shop_orders",
+            "CREATE TABLE orders (id int)",
+        )
+        .unwrap();
+    let config = "tenants:\n  shop:\n    databases: [shop_db, shop_orders]\n  crm:\n    databases:\n      - crm_db\n      - name: crm_reports\n        extensions: [pg_trgm]\n    readers: [analyst, boss]\n";
+    let input = Input::new(
+        config,
+        "shop:pw-shop\ncrm:pw-crm\nanalyst:pw-analyst\nboss:pw-boss\n",
+    );
+    let acl = || {
+        one(
+            &server,
+            "SELECT pg_get_userbyid(datdba) || ' ' || coalesce(datacl::text, 'default') \
+               FROM pg_database WHERE datname = 'shop_orders'",
+        )
+    };
+    let before = acl();
+
+    let plan = input.run(&server, &["plan"]);
+    plan.assert_code(1);
+    assert!(
+        plan.stdout.contains(
+            r#"! database "shop_orders" is owned by "other" and holds objects owned by "other""#
+        ),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains(r#"! role "boss" exists with SUPERUSER"#),
+        "{}",
+        plan.stdout
+    );
+    for untouched in [r#"role "shop""#, r#"database "shop_db""#, r#"grant "boss""#] {
+        assert!(
+            !plan.stdout.contains(&format!("+ {untouched}"))
+                && !plan.stdout.contains(&format!("~ {untouched}")),
+            "{untouched}: {}",
+            plan.stdout
+        );
+    }
+    input.run(&server, &["apply"]).assert_code(1);
+    assert_eq!(acl(), before);
+    assert_eq!(
+        one(
+            &server,
+            "SELECT count(*)::text FROM pg_database WHERE datname = 'shop_db'"
+        )
+        .as_deref(),
+        Some("0"),
+        "nothing of a refused tenant is created"
+    );
+    server
+        .exec_as("other", "other-pw", "shop_orders", "SELECT * FROM orders")
+        .expect("the owner keeps its database");
+    server
+        .try_connect("analyst", "pw-analyst", "crm_reports")
+        .expect("the reader reaches the tenant's second database");
+
+    // Closed by hand: the second database, and the reader.
+    server.query_db("crm_reports", "DROP EXTENSION pg_trgm");
+    for sql in [
+        "ALTER DATABASE crm_reports ALLOW_CONNECTIONS false",
+        "ALTER DATABASE crm_reports CONNECTION LIMIT 0",
+        "ALTER ROLE analyst VALID UNTIL '2000-01-01'",
+    ] {
+        server.query(sql);
+    }
+    assert!(server
+        .try_connect("analyst", "pw-analyst", "crm_db")
+        .is_err());
+    let plan = input.run(&server, &["plan"]);
+    for line in [
+        r#"~ role "analyst": valid until infinity (expired)"#,
+        r#"~ database "crm_reports": allow connections, connection limit -1 (was 0)"#,
+    ] {
+        assert!(plan.stdout.contains(line), "{line}: {}", plan.stdout);
+    }
+    assert!(
+        !plan.stdout.contains(r#"extension "pg_trgm""#),
+        "a closed database is not looked into: {}",
+        plan.stdout
+    );
+    input.run(&server, &["apply"]).assert_code(1);
+    server
+        .try_connect("analyst", "pw-analyst", "crm_reports")
+        .expect("opened up again");
+    // The next pass looks inside and puts the extension back.
+    let plan = input.run(&server, &["plan"]);
+    assert!(
+        plan.stdout
+            .contains(r#"+ extension "pg_trgm" in database "crm_reports""#),
+        "{}",
+        plan.stdout
+    );
+    input.run(&server, &["apply"]).assert_code(1);
+    let plan = input.run(&server, &["plan"]);
+    let changes: Vec<&str> = plan
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("+ ") || l.starts_with("~ "))
+        .collect();
+    assert!(changes.is_empty(), "{}", plan.stdout);
+}
+
 #[test]
 fn creation_time_options_that_differ_are_a_conflict_never_a_recreation() {
     let server = PgServer::start();
