@@ -625,6 +625,14 @@ fn identifier_problem(name: &str) -> Option<String> {
     if name.chars().any(char::is_control) {
         return Some("contains a control character".into());
     }
+    // As for user names: invisible and bidirectional-override characters
+    // would make a name print as another.
+    if let Some(c) = name.chars().find(|&c| users_file::is_format_character(c)) {
+        return Some(format!(
+            "contains the invisible or bidirectional formatting character U+{:04X}",
+            u32::from(c)
+        ));
+    }
     if name.len() > MAX_IDENTIFIER_BYTES {
         return Some(format!(
             "is {} bytes long; PostgreSQL truncates names to 63 bytes",
@@ -1050,6 +1058,18 @@ tenants:
         "#);
         insta::assert_snapshot!(problems("tenants:\n  a: {}\n  a: {}\n"), @r#"pgtenant.yaml:3:3: duplicate key "a" (first at line 2 column 3)"#);
         insta::assert_snapshot!(problems("tenants: [a, b]\n"), @"pgtenant.yaml:1:10: tenants: expected a mapping, found a list");
+    }
+
+    #[test]
+    fn format_characters_in_names_are_refused() {
+        let text = "tenants:\n  a:\n    databases:\n      - name: \"a\\u202Eb\"\n        schemas: [\"s\\u200Bt\"]\n";
+        let p = problems(text);
+        assert!(p.contains("U+202E"), "{p}");
+        assert!(p.contains("U+200B"), "{p}");
+        assert!(
+            !p.contains('\u{202E}') && !p.contains('\u{200B}'),
+            "printed raw: {p}"
+        );
     }
 
     #[test]
