@@ -34,10 +34,17 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// The users file: one user:password per line.
+    /// The users file (one user:password per line), or a directory with one
+    /// file per user holding its password.
     #[arg(long, short = 'f', global = true, env = "DBUSERS", value_name = "FILE",
           default_value = DEFAULT_USERS_FILE)]
     pub users: PathBuf,
+
+    /// The config file (YAML): several databases, extensions, schemas,
+    /// locale, readers and writers, role settings; see docs/config.md
+    /// [default: none]
+    #[arg(long, global = true, env = "PGTENANT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Server host name, or a directory for a Unix socket [default: $PGHOST, localhost]
     #[arg(long, global = true, value_name = "HOST")]
@@ -254,6 +261,8 @@ pub enum Command {
         #[arg(long, value_name = "TEMPLATE", default_value = crate::outputs::credentials::DEFAULT_SECRET_NAME)]
         secret_name: String,
     },
+    /// Print the JSON Schema of the config file (for editors) and exit.
+    ConfigSchema,
     /// Wait until the server accepts connections and answers a query: exit 0
     /// when it does, 1 on timeout.
     Wait {

@@ -20,6 +20,11 @@ use crate::{exit, logging, reconcile, reconcile::status, sidecar::daemon, sideca
 /// Runs one command to completion and returns the exit code it earned.
 pub fn run(cli: Cli, env: Env) -> Result<i32, Error> {
     logging::init(cli.global.log_format, cli.global.log_level);
+    // Needs neither a server nor an input.
+    if let crate::cli::Command::ConfigSchema = cli.command {
+        print(crate::input::config::SCHEMA);
+        return Ok(exit::SUCCESS);
+    }
     let settings = settings::resolve(cli, env);
     // The long-running commands read their input themselves (`wait` needs
     // none; `run` keeps going on an invalid one and reads it again on change),
@@ -139,16 +144,20 @@ async fn dispatch(settings: &Settings, input: &Input) -> Result<i32, Error> {
                 None,
             )
             .await?;
-            let rows = status::rows(desired, &observed, &checks.checks, settings.options);
+            let plan =
+                crate::reconcile::plan::plan(desired, &observed, &checks.checks, settings.options);
+            let rows = status::rows(desired, &observed, &checks.checks, &plan);
+            let objects = crate::reconcile::status_config::objects(desired, &plan);
             print(&match output {
-                Format::Text => render::status_text(&rows),
-                Format::Json => render::status_json(&rows),
+                Format::Text => render::status_text(&rows) + &render::objects_text(&objects),
+                Format::Json => render::status_json(&rows, &objects),
             });
             Ok(exit::SUCCESS)
         }
         CommandSettings::Run(_)
         | CommandSettings::Wait { .. }
-        | CommandSettings::Credentials(_) => {
+        | CommandSettings::Credentials(_)
+        | CommandSettings::ConfigSchema => {
             unreachable!("long-running commands are dispatched by run()")
         }
     }

@@ -2,7 +2,9 @@
 //! exit code (see [`crate::exit`]).
 
 use crate::exit;
+use crate::input::config::ConfigError;
 use crate::input::conninfo::ConnError;
+use crate::input::files::FilesError;
 use crate::input::users_file::InputError;
 use crate::outputs::credentials::CredentialsError;
 use crate::outputs::pgbouncer::PgbouncerError;
@@ -15,6 +17,8 @@ pub enum Error {
     Settings(#[from] ConnError),
     #[error(transparent)]
     Input(#[from] InputError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("{failed} of {total} tenants failed")]
@@ -34,6 +38,15 @@ pub enum Error {
     Sidecar(#[from] SidecarError),
 }
 
+impl From<FilesError> for Error {
+    fn from(e: FilesError) -> Self {
+        match e {
+            FilesError::Users(e) => Error::Input(e),
+            FilesError::Config(e) => Error::Config(e),
+        }
+    }
+}
+
 impl Error {
     /// Logs the error for people: an invalid users file gets one line per
     /// problem, each with its `file:line`, then a summary.
@@ -51,6 +64,21 @@ impl Error {
                     "{} problem{} in the users file; nothing was changed",
                     lines.len(),
                     if lines.len() == 1 { "" } else { "s" }
+                );
+            }
+            Error::Config(ConfigError::Invalid(problems)) => {
+                for p in problems {
+                    tracing::error!(
+                        file = %p.file.display(),
+                        line = p.pos.line,
+                        column = p.pos.column,
+                        "{p}"
+                    );
+                }
+                tracing::error!(
+                    "{} problem{} in the config file; nothing was changed",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" }
                 );
             }
             Error::Sidecar(SidecarError::NotUp { endpoint, .. }) => {
@@ -76,6 +104,7 @@ impl Error {
         match self {
             Error::Settings(_)
             | Error::Input(_)
+            | Error::Config(_)
             | Error::Credentials(_)
             | Error::PgbouncerSettings(_) => exit::INVALID_INPUT,
             Error::Db(_)

@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::input::desired::Access;
 use crate::reconcile::plan::{
     Action, Attribute, AttributeChange, Change, PasswordReason, Plan, Value,
 };
@@ -30,27 +31,53 @@ pub fn change_line(change: &Change) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    let name = quote_ident(&change.name);
-    let details = details(&change.attributes).join(", ");
+    let mut name = quote_ident(&change.name);
+    if let Some(db) = &change.database {
+        name.push_str(&format!(" in database {}", quote_ident(db)));
+    }
+    let details = details(&change.tenant, &change.attributes).join(", ");
     match change.action {
         Action::Create => format!("+ {object} {name} ({details})"),
         Action::Update => format!("~ {object} {name}: {details}"),
     }
 }
 
-/// The attributes of a change as people read them: `owner "a" (was "b")`,
-/// `revoke CONNECT, TEMPORARY from PUBLIC`.
-fn details(attributes: &[AttributeChange]) -> Vec<String> {
+/// The attributes of a change of `tenant` as people read them:
+/// `owner "a" (was "b")`, `revoke CONNECT, TEMPORARY from PUBLIC`.
+pub fn details(tenant: &str, attributes: &[AttributeChange]) -> Vec<String> {
+    // Names are quoted as identifiers; values (versions, encodings,
+    // settings) are shown as they are.
     let shown = |v: &Option<Value>| match v {
         Some(Value::Text(s)) => quote_ident(s),
         Some(Value::Bool(b)) => b.to_string(),
         Some(Value::Int(i)) => i.to_string(),
+        Some(Value::List(items)) => items
+            .iter()
+            .map(|i| quote_ident(i))
+            .collect::<Vec<_>>()
+            .join(", "),
         None => "null".to_owned(),
+    };
+    let raw = |v: &Option<Value>| match v {
+        Some(Value::Text(s)) => s.clone(),
+        other => shown(other),
     };
     let was = |a: &AttributeChange| match &a.from {
         Some(_) => format!(" (was {})", shown(&a.from)),
         None => String::new(),
     };
+    let was_raw = |a: &AttributeChange| match &a.from {
+        Some(_) => format!(" (was {})", raw(&a.from)),
+        None => String::new(),
+    };
+    let access = attributes
+        .iter()
+        .find(|a| a.attribute == Attribute::Access)
+        .map(|a| match &a.to {
+            Some(Value::Text(t)) if t == Access::Writer.as_str() => Access::Writer,
+            _ => Access::Reader,
+        })
+        .unwrap_or(Access::Reader);
     let mut out = Vec::new();
     let mut revoked: Vec<&str> = Vec::new();
     for a in attributes {
@@ -90,6 +117,36 @@ fn details(attributes: &[AttributeChange]) -> Vec<String> {
             Attribute::PublicSchemaCreate => {
                 out.push("revoke CREATE on schema public from PUBLIC".to_owned())
             }
+            Attribute::Template => out.push(format!("template {}", shown(&a.to))),
+            Attribute::Encoding => out.push(format!("encoding {}", raw(&a.to))),
+            Attribute::Locale => out.push(format!("locale {}", raw(&a.to))),
+            Attribute::ConnectGrant => out.push(format!("grant CONNECT to {}", shown(&a.to))),
+            Attribute::Version => out.push(match &a.to {
+                None => "default version".to_owned(),
+                to => format!("version {}{}", raw(to), was_raw(a)),
+            }),
+            Attribute::Schema => out.push(format!("schema {}", shown(&a.to))),
+            Attribute::Role => out.push(format!("role {}", shown(&a.to))),
+            Attribute::Value => out.push(format!("{}{}", raw(&a.to), was_raw(a))),
+            Attribute::Access => out.push(format!("{} of {}", raw(&a.to), quote_ident(tenant))),
+            Attribute::SchemaUsage => out.push(format!("USAGE on schema {}", shown(&a.to))),
+            Attribute::TablePrivileges => out.push(format!(
+                "{} on tables in {}",
+                access.table_privileges().join(", "),
+                shown(&a.to)
+            )),
+            Attribute::SequencePrivileges => out.push(format!(
+                "{} on sequences in {}",
+                access.sequence_privileges().join(", "),
+                shown(&a.to)
+            )),
+            Attribute::DefaultPrivileges => out.push(format!(
+                "default privileges on {}",
+                match &a.to {
+                    Some(Value::List(kinds)) => kinds.join(", "),
+                    other => raw(other),
+                }
+            )),
         }
     }
     if !revoked.is_empty() {
@@ -100,11 +157,15 @@ fn details(attributes: &[AttributeChange]) -> Vec<String> {
 
 pub fn plan_text(plan: &Plan, tenants: usize) -> String {
     let mut out = String::new();
+    // What the server lacks comes first: it stops a whole tenant.
+    for conflict in plan.conflicts.iter().filter(|c| c.first) {
+        out.push_str(&format!("! {}\n", conflict.message));
+    }
     for change in &plan.changes {
         out.push_str(&change_line(change));
         out.push('\n');
     }
-    for conflict in &plan.conflicts {
+    for conflict in plan.conflicts.iter().filter(|c| !c.first) {
         out.push_str(&format!("! {}\n", conflict.message));
     }
     if plan.changes.is_empty() {
@@ -244,15 +305,54 @@ struct StatusJson<'a> {
     format_version: u32,
     summary: Counts,
     tenants: &'a [Row],
+    /// What the config file adds; absent without one.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    objects: &'a [crate::reconcile::status_config::ObjectRow],
 }
 
-pub fn status_json(rows: &[Row]) -> String {
+pub fn status_json(rows: &[Row], objects: &[crate::reconcile::status_config::ObjectRow]) -> String {
     let doc = StatusJson {
         format_version: FORMAT_VERSION,
         summary: counts(rows),
         tenants: rows,
+        objects,
     };
     let mut s = serde_json::to_string_pretty(&doc).expect("serializes");
     s.push('\n');
     s
+}
+
+/// `status`'s text for what the config file adds: one line per object, after
+/// the tenants' table.
+pub fn objects_text(rows: &[crate::reconcile::status_config::ObjectRow]) -> String {
+    let mut out = String::new();
+    if rows.is_empty() {
+        return out;
+    }
+    out.push_str(
+        "\nOBJECT     NAME                         TENANT          DATABASE             STATE\n",
+    );
+    for r in rows {
+        let object = serde_json::to_value(r.object)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let mut line = format!(
+            "{object:<10} {:<28} {:<15} {:<20} {}",
+            quote_ident(&r.name),
+            quote_ident(&r.tenant),
+            r.database.as_deref().map(quote_ident).unwrap_or("-".into()),
+            r.state.as_text()
+        );
+        let mut details = details(&r.tenant, &r.attributes);
+        if let Some(message) = &r.message {
+            details.push(message.clone());
+        }
+        if !details.is_empty() {
+            line.push_str(&format!(" ({})", details.join(", ")));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }

@@ -33,6 +33,7 @@ pub enum CommandSettings {
     Status { output: Format },
     Run(RunSettings),
     Wait { timeout: Option<Duration> },
+    ConfigSchema,
 }
 
 /// `pgtenant run`.
@@ -121,6 +122,7 @@ pub fn resolve(cli: Cli, env: Env) -> Settings {
             outputs: outputs(o, &env),
         }),
         Command::Wait { timeout } => CommandSettings::Wait { timeout },
+        Command::ConfigSchema => CommandSettings::ConfigSchema,
     };
     Settings {
         sources: Sources {
@@ -131,6 +133,7 @@ pub fn resolve(cli: Cli, env: Env) -> Settings {
                 lock: g.lock_timeout,
                 statement: g.statement_timeout,
             },
+            config: g.config,
         },
         options: Options {
             isolation: !g.no_isolation,

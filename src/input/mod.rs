@@ -11,19 +11,22 @@
 use std::fmt;
 use std::path::PathBuf;
 
+pub(crate) mod config;
 pub mod conninfo;
 pub mod connstring;
 pub mod desired;
 pub mod env;
+pub(crate) mod files;
 pub(crate) mod pgpass;
 pub mod secret;
 pub(crate) mod secret_file;
+pub(crate) mod users_dir;
 pub mod users_file;
+pub(crate) mod yaml;
 
 use conninfo::{ConnError, ConnFlags, ConnSettings};
 use desired::Desired;
 use env::Env;
-use users_file::InputError;
 
 /// Everything the input is read from, taken once at start: the connection
 /// flags, a snapshot of the environment, and the users file's path. Files
@@ -35,6 +38,8 @@ pub struct Sources {
     pub users_file: PathBuf,
     /// `--lock-timeout` and `--statement-timeout`, for every session.
     pub timeouts: conninfo::SessionTimeouts,
+    /// The config file (`--config`), if any.
+    pub config: Option<PathBuf>,
 }
 
 /// A validated input.
@@ -44,8 +49,9 @@ pub struct Input {
     pub desired: Desired,
     /// In the order found: the connection's first, then the users file's.
     pub warnings: Vec<Warning>,
-    /// The files to watch for changes: the users file and every credential
-    /// file the connection settings were read from.
+    /// The files to watch for changes: the users file, the config file and
+    /// its `password_file`s, and every credential file the connection
+    /// settings were read from.
     pub watched: Vec<PathBuf>,
 }
 
@@ -84,11 +90,11 @@ pub enum LoadError {
     #[error(transparent)]
     Conn(#[from] ConnError),
     /// The connection settings are fine (here they are, with their warnings
-    /// and files to watch), but the users file is not.
+    /// and files to watch), but the users file or the config is not.
     #[error("{error}")]
     Users {
         #[source]
-        error: InputError,
+        error: files::FilesError,
         conn: Box<ConnSettings>,
     },
 }
@@ -105,7 +111,7 @@ pub fn connection(sources: &Sources) -> Result<ConnSettings, ConnError> {
 /// users file (whose tenants may not take over the admin role).
 pub fn load(sources: &Sources) -> Result<Input, LoadError> {
     let conn = connection(sources)?;
-    let parsed = match users_file::load(&sources.users_file, &conn.user) {
+    let parsed = match files::load(&sources.users_file, sources.config.as_deref(), &conn.user) {
         Ok(p) => p,
         Err(error) => {
             return Err(LoadError::Users {
@@ -117,7 +123,8 @@ pub fn load(sources: &Sources) -> Result<Input, LoadError> {
     let warnings = conn_warnings(&conn)
         .chain(parsed.warnings.into_iter().map(Warning::Users))
         .collect();
-    let watched = watched_files(&sources.users_file, &conn);
+    let mut watched = watched_files(sources, &conn);
+    watched.extend(parsed.password_files);
     Ok(Input {
         conn,
         desired: parsed.desired,
@@ -131,9 +138,11 @@ pub fn conn_warnings(conn: &ConnSettings) -> impl Iterator<Item = Warning> + '_ 
     conn.warnings.iter().cloned().map(Warning::Conn)
 }
 
-/// The users file, then the credential files of `conn`.
-pub fn watched_files(users_file: &std::path::Path, conn: &ConnSettings) -> Vec<PathBuf> {
-    let mut files = vec![users_file.to_owned()];
+/// The users file (or directory), the config file, then the credential
+/// files of `conn`. [`Input::watched`] adds the config's `password_file`s.
+pub fn watched_files(sources: &Sources, conn: &ConnSettings) -> Vec<PathBuf> {
+    let mut files = vec![sources.users_file.to_owned()];
+    files.extend(sources.config.iter().cloned());
     files.extend(conn.watched_files.iter().cloned());
     files
 }

@@ -132,6 +132,12 @@ pub enum Problem {
     Duplicate { first_line: usize },
     #[error("user differs only in letter case from the user on line {first_line}")]
     CaseDuplicate { first_line: usize },
+    /// In a users directory: the other file's name (a user name, never a
+    /// password).
+    #[error(
+        "user differs only in letter case from user {other:?} (another file of the directory)"
+    )]
+    CaseDuplicateFile { other: String },
     #[error("{0} more invalid lines not shown")]
     More(usize),
 }
@@ -200,6 +206,11 @@ pub fn load(path: &Path, admin_user: &str) -> Result<Parsed, InputError> {
 /// Reads a regular file (or a symlink to one, as in a Kubernetes Secret
 /// volume), refusing anything else and anything larger than [`MAX_FILE_BYTES`].
 pub fn read_bounded(path: &Path) -> Result<Vec<u8>, InputError> {
+    read_bounded_limit(path, MAX_FILE_BYTES)
+}
+
+/// [`read_bounded`] with another bound.
+pub fn read_bounded_limit(path: &Path, limit: u64) -> Result<Vec<u8>, InputError> {
     let read_err = |source| InputError::Read {
         path: path.to_owned(),
         source,
@@ -216,21 +227,21 @@ pub fn read_bounded(path: &Path) -> Result<Vec<u8>, InputError> {
         Err(e) => return Err(read_err(e)),
     };
     let meta = file.metadata().map_err(read_err)?;
-    if meta.len() > MAX_FILE_BYTES {
+    if meta.len() > limit {
         return Err(InputError::TooLarge {
             path: path.to_owned(),
-            limit: MAX_FILE_BYTES,
+            limit,
         });
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     // The file may grow between stat and read; never read more than the bound.
-    file.take(MAX_FILE_BYTES + 1)
+    file.take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(read_err)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
+    if bytes.len() as u64 > limit {
         return Err(InputError::TooLarge {
             path: path.to_owned(),
-            limit: MAX_FILE_BYTES,
+            limit,
         });
     }
     Ok(bytes)
@@ -324,12 +335,7 @@ pub fn parse(path: &Path, bytes: &[u8], admin_user: &str) -> Result<Parsed, Inpu
                         ),
                     });
                 }
-                tenants.push(Tenant {
-                    database: Tenant::database_name(&role),
-                    role,
-                    password: Password::new(password),
-                    origin,
-                });
+                tenants.push(Tenant::with_defaults(role, Password::new(password), origin));
             }
         }
     }
@@ -346,7 +352,10 @@ pub fn parse(path: &Path, bytes: &[u8], admin_user: &str) -> Result<Parsed, Inpu
     }
     if errors.is_empty() {
         Ok(Parsed {
-            desired: Desired { tenants },
+            desired: Desired {
+                tenants,
+                members: Vec::new(),
+            },
             warnings,
         })
     } else {

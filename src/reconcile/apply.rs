@@ -9,6 +9,7 @@ use tracing::{error, info, warn};
 
 use crate::input::conninfo::ConnSettings;
 use crate::input::desired::Desired;
+use crate::reconcile::apply_config::Runner;
 use crate::reconcile::password;
 use crate::reconcile::plan::{Action, Change, Object, PasswordReason, Plan, Step};
 use crate::reconcile::CheckCache;
@@ -135,21 +136,51 @@ pub async fn apply(
     mut cache: Option<&mut CheckCache>,
 ) -> Result<Vec<TenantOutcome>, DbError> {
     let verifiers = make_verifiers(desired, plan, server).await?;
-    let mut outcomes = vec![Outcome::Unchanged; desired.tenants.len()];
-    let mut failures: Vec<Option<FailureKind>> = vec![None; desired.tenants.len()];
+    // The units of work: readers and writers first (a tenant's grants name
+    // them), then the tenants. Outcomes come back in this order.
+    let units: Vec<(&String, &crate::input::desired::Password)> = desired
+        .members
+        .iter()
+        .map(|m| (&m.role, &m.password))
+        .chain(desired.tenants.iter().map(|t| (&t.role, &t.password)))
+        .collect();
+    let mut outcomes = vec![Outcome::Unchanged; units.len()];
+    let mut failures: Vec<Option<FailureKind>> = vec![None; units.len()];
+    // Phase 1: each unit's role and its settings, in plan order on one
+    // session. Phase 2: each database (they are independent). Phase 3: what
+    // goes inside each database (schemas, then extensions, then grants, in
+    // plan order on one session and one connection into the database).
     let (mut roles, mut databases) = (Vec::new(), Vec::new());
-    for (i, tenant) in desired.tenants.iter().enumerate() {
-        let role = &tenant.role;
-        if let Some(conflict) = plan.conflicts.iter().find(|c| &c.tenant == role) {
+    let mut inside: Vec<(usize, Vec<&Change>)> = Vec::new();
+    for (i, (role, _)) in units.iter().enumerate() {
+        let role = *role;
+        if let Some(conflict) = plan
+            .conflicts
+            .iter()
+            .find(|c| &c.tenant == role && c.blocking)
+        {
             error!(tenant = %role, reason = conflict.reason.as_str(), "refusing to manage role {}: {}", quote_ident(role), conflict.message);
             outcomes[i] = Outcome::Refused(conflict.message.clone());
             continue;
         }
+        let mut own_roles = Vec::new();
         for change in plan.changes_for(role) {
             match change.object {
-                Object::Role => roles.push((i, change)),
-                Object::Database => databases.push((i, change)),
+                Object::Role | Object::Setting => own_roles.push(change),
+                Object::Database => databases.push((i, vec![change])),
+                Object::Extension | Object::Schema | Object::Grant => {
+                    match inside
+                        .iter_mut()
+                        .find(|(j, changes)| *j == i && changes[0].database == change.database)
+                    {
+                        Some((_, changes)) => changes.push(change),
+                        None => inside.push((i, vec![change])),
+                    }
+                }
             }
+        }
+        if !own_roles.is_empty() {
+            roles.push((i, own_roles));
         }
     }
 
@@ -166,45 +197,58 @@ pub async fn apply(
         verifiers: &verifiers,
         strategy,
     };
-    let work = roles.len().max(databases.len());
+    let work = roles.len().max(databases.len()).max(inside.len());
     let sessions = Sessions::open(client, settings, options.jobs, work).await?;
 
     let results = sessions
-        .map(roles, |client, (i, change)| {
-            run_change(client, &context, i, change)
+        .map(roles, |client, (i, changes)| {
+            run_changes(client, &context, i, changes)
         })
         .await?;
     for r in &results {
         if let (Some(c), true, None) = (cache.as_deref_mut(), r.set_verifier, &r.failed) {
-            let tenant = &desired.tenants[r.tenant];
-            if let Some(v) = verifiers.get(&tenant.role) {
+            let (role, password) = units[r.tenant];
+            if let Some(v) = verifiers.get(role) {
                 // The server stores the verifier as sent: the next resync
                 // finds it and needs no key derivation to trust it.
-                c.remember(&tenant.role, v, tenant.password.expose());
+                c.remember(role, v, password.expose());
             }
         }
     }
     record(&mut outcomes, &mut failures, results);
 
-    let databases: Vec<_> = databases
-        .into_iter()
-        .filter(|(i, _)| !matches!(outcomes[*i], Outcome::Failed(_)))
-        .collect();
-    let results = sessions
-        .map(databases, |client, (i, change)| {
-            run_change(client, &context, i, change)
-        })
-        .await?;
-    record(&mut outcomes, &mut failures, results);
+    for phase in [databases, inside] {
+        let phase: Vec<_> = phase
+            .into_iter()
+            .filter(|(i, _)| !matches!(outcomes[*i], Outcome::Failed(_)))
+            .collect();
+        let results = sessions
+            .map(phase, |client, (i, changes)| {
+                run_changes(client, &context, i, changes)
+            })
+            .await?;
+        record(&mut outcomes, &mut failures, results);
+    }
 
-    Ok(desired
-        .tenants
+    Ok(units
         .iter()
         .zip(outcomes.into_iter().zip(failures))
-        .map(|(t, (outcome, failure))| TenantOutcome {
-            tenant: t.role.clone(),
-            outcome,
-            failure,
+        .map(|((role, _), (mut outcome, failure))| {
+            // A conflict that leaves one object as it is: the rest was
+            // applied, and the tenant still counts as not done.
+            let left = plan
+                .conflicts
+                .iter()
+                .find(|c| &c.tenant == *role && !c.blocking);
+            if let (Some(conflict), true) = (left, outcome.is_ok()) {
+                error!(tenant = %role, reason = conflict.reason.as_str(), "tenant {}: {}", quote_ident(role), conflict.message);
+                outcome = Outcome::Refused(conflict.message.clone());
+            }
+            TenantOutcome {
+                tenant: (*role).clone(),
+                outcome,
+                failure,
+            }
         })
         .collect())
 }
@@ -231,33 +275,58 @@ fn record(
     }
 }
 
-/// Runs the steps of one change in order, stopping at the first that fails.
-/// `Err` only when the connection is lost.
-async fn run_change(
+/// Runs the steps of `changes` (one unit's, one phase's) in order, stopping
+/// at the first that fails. `Err` only when the admin's or a pool session is
+/// lost; a lost connection into a tenant database is that tenant's failure.
+async fn run_changes(
     client: &Client,
     context: &Context<'_>,
-    tenant: usize,
-    change: &Change,
+    unit: usize,
+    changes: Vec<&Change>,
 ) -> Result<ChangeResult, DbError> {
     let mut result = ChangeResult {
-        tenant,
-        action: change.action,
+        tenant: unit,
+        action: if changes.iter().any(|c| c.action == Action::Create) {
+            Action::Create
+        } else {
+            Action::Update
+        },
         failed: None,
         set_verifier: false,
     };
-    for step in &change.steps {
-        if let Err(e) = run_step(client, context, &change.tenant, step).await {
-            if e.is_connection_lost() {
-                return Err(e);
+    // One short connection per database this unit changes inside.
+    let mut inside: HashMap<String, Client> = HashMap::new();
+    'changes: for change in changes {
+        for step in &change.steps {
+            if let Err(e) = run_step(client, context, &change.tenant, step, &mut inside).await {
+                if e.is_connection_lost() && !is_inside(step) {
+                    return Err(e);
+                }
+                let role = &change.tenant;
+                error!(tenant = %role, error = %e, "tenant {} failed: {e}", quote_ident(role));
+                result.failed = Some((e.to_string(), FailureKind::of(&e)));
+                break 'changes;
             }
-            let role = &change.tenant;
-            error!(tenant = %role, error = %e, "tenant {} failed: {e}", quote_ident(role));
-            result.failed = Some((e.to_string(), FailureKind::of(&e)));
-            break;
+            result.set_verifier |= set_verifier(step, context.verifiers).is_some();
         }
-        result.set_verifier |= set_verifier(step, context.verifiers).is_some();
     }
     Ok(result)
+}
+
+/// Steps that run over a connection into a tenant database: losing it is
+/// that tenant's failure, not the admin session's.
+fn is_inside(step: &Step) -> bool {
+    use crate::reconcile::plan_config::ConfigStep;
+    matches!(
+        step,
+        Step::Config(
+            ConfigStep::CreateSchema { .. }
+                | ConfigStep::AlterSchemaOwner { .. }
+                | ConfigStep::CreateExtension { .. }
+                | ConfigStep::UpdateExtension { .. }
+                | ConfigStep::GrantMember(_)
+        )
+    )
 }
 
 /// The verifier a successful `step` stored, if it set a password.
@@ -296,10 +365,8 @@ async fn make_verifiers(
         })
         .filter_map(|role| {
             desired
-                .tenants
-                .iter()
-                .find(|t| t.role == role)
-                .map(|t| (role.to_owned(), t.password.clone()))
+                .password_of(role)
+                .map(|p| (role.to_owned(), p.clone()))
         })
         .collect();
     if wanted.is_empty() {
@@ -333,6 +400,7 @@ async fn run_step(
     context: &Context<'_>,
     tenant: &str,
     step: &Step,
+    inside: &mut HashMap<String, Client>,
 ) -> Result<(), DbError> {
     let Context {
         settings,
@@ -342,6 +410,34 @@ async fn run_step(
     } = *context;
     let verifier = |role: &str| verifiers.get(role).map(String::as_str).unwrap_or_default();
     match step {
+        Step::Config(step) => {
+            let planned = crate::reconcile::apply_config::plan(step, server, strategy);
+            for e in &planned.execs {
+                if let Some(role) = &e.set_role {
+                    ensure_can_set_role(client, server, role).await?;
+                }
+                match &e.runner {
+                    Runner::Admin => {
+                        execute(client, server, &e.stmt, e.operation, &e.object).await?
+                    }
+                    Runner::AdminAsOwner { database } => {
+                        as_owner(client, server, database, &e.stmt, e.operation).await?
+                    }
+                    Runner::Inside { database, role } => {
+                        if !inside.contains_key(database) {
+                            let session = db::connect(settings, Some(database)).await?;
+                            inside.insert(database.clone(), session);
+                        }
+                        let stmt = match role {
+                            Some(role) => sql::as_role(role, &e.stmt),
+                            None => e.stmt.clone(),
+                        };
+                        execute(&inside[database], server, &stmt, e.operation, &e.object).await?;
+                    }
+                }
+            }
+            info!(tenant = %tenant, action = planned.action, "{}", planned.message);
+        }
         Step::CreateRole { role } => {
             let stmt = sql::create_role(role, verifier(role));
             // The marker goes in with the role, in the same transaction

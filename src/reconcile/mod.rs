@@ -3,12 +3,16 @@
 //! mode all go through here.
 
 pub(crate) mod apply;
+pub(crate) mod apply_config;
+pub(crate) mod change;
 pub(crate) mod check;
 pub mod parallel;
 pub(crate) mod password;
 pub(crate) mod plan;
+pub(crate) mod plan_config;
 pub mod scram;
 pub(crate) mod status;
+pub(crate) mod status_config;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -46,11 +50,10 @@ pub async fn check_passwords(
 ) -> Checks {
     let server = &observed.server;
     let inputs: Vec<(String, Option<String>, Password)> = desired
-        .tenants
-        .iter()
-        .map(|t| {
-            let stored = observed.roles.get(&t.role).and_then(|r| r.password.clone());
-            (t.role.clone(), stored, t.password.clone())
+        .logins()
+        .map(|(role, password)| {
+            let stored = observed.roles.get(role).and_then(|r| r.password.clone());
+            (role.to_owned(), stored, password.clone())
         })
         .collect();
     let cached: Vec<bool> = inputs
@@ -148,11 +151,15 @@ pub async fn observe(
 ) -> Result<(Observed, Checks), DbError> {
     let mut observed =
         catalog::observe(client, server, &desired.roles(), &desired.databases()).await?;
-    catalog::observe_public_schemas(client, settings, jobs, &mut observed).await?;
+    crate::server::catalog_inside::available_extensions(client, desired, &mut observed).await?;
+    // Schema `public` on 14 and older, and what the config asks for inside
+    // the databases: one short connection per database that needs it.
+    crate::server::catalog_inside::observe(client, settings, jobs, desired, &mut observed).await?;
+    // The ownership rule holds for every database of every tenant.
     let pairs: Vec<(String, String)> = desired
         .tenants
         .iter()
-        .map(|t| (t.database.clone(), t.role.clone()))
+        .flat_map(|t| t.databases.iter().map(|d| (d.name.clone(), t.role.clone())))
         .collect();
     catalog::observe_foreign_objects(client, settings, jobs, &mut observed, &pairs).await?;
     let checks = check_passwords(desired, &observed, cache).await;

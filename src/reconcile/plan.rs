@@ -7,116 +7,15 @@
 
 use serde::Serialize;
 
+use crate::reconcile::change::text;
+pub use crate::reconcile::change::{
+    Action, Attribute, AttributeChange, Conflict, ConflictReason, Object, PasswordReason, Value,
+};
+
 use crate::input::desired::{Desired, Tenant};
 use crate::reconcile::password::PasswordCheck;
 use crate::server::catalog::{ForeignObjects, Observed, ObservedDatabase, TENANT_MARKER};
 use crate::server::sql::quote_ident;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Object {
-    Role,
-    Database,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Create,
-    Update,
-}
-
-/// Why a password is (re)set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PasswordReason {
-    /// The role is created: it gets its first password.
-    New,
-    /// The stored secret does not match the desired password.
-    Differs,
-    /// The role has no password.
-    Missing,
-    /// An md5 secret on a server that asks for SCRAM: replaced once.
-    #[serde(rename = "md5_upgrade")]
-    Upgrade,
-    /// The admin cannot read stored secrets, so it sets the password always.
-    Unknown,
-    /// The stored verifier asks for more key-derivation work than any
-    /// verifier pgtenant makes: it is not checked, it is replaced.
-    Excessive,
-}
-
-/// An attribute of an object that a change sets. The JSON names are part of
-/// the plan's contract (`docs/schema/plan.schema.json`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Attribute {
-    /// The role may log in.
-    Login,
-    /// The role's password (its value never appears: `from`/`to` are null).
-    Password,
-    /// The role's `VALID UNTIL` (an expired role cannot log in).
-    ValidUntil,
-    /// The role's or database's connection limit (0 blocks every login).
-    ConnectionLimit,
-    /// The database accepts connections (`datallowconn`).
-    AllowConnections,
-    /// The database's owner.
-    Owner,
-    /// PUBLIC holds CONNECT on the database.
-    PublicConnect,
-    /// PUBLIC holds TEMPORARY on the database.
-    PublicTemporary,
-    /// The owner of schema `public` in the database (14 and older).
-    PublicSchemaOwner,
-    /// PUBLIC holds CREATE on schema `public` in the database (14 and older).
-    PublicSchemaCreate,
-}
-
-/// A value before or after a change: `null` in JSON where the object does not
-/// exist yet or where the value is a secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum Value {
-    Bool(bool),
-    Int(i64),
-    Text(String),
-}
-
-/// One attribute set by a change: `from` what the catalog holds `to` what the
-/// input asks for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AttributeChange {
-    pub attribute: Attribute,
-    pub from: Option<Value>,
-    pub to: Option<Value>,
-    /// Why a password is set; null for every other attribute.
-    pub reason: Option<PasswordReason>,
-}
-
-impl AttributeChange {
-    fn new(attribute: Attribute, from: Option<Value>, to: Value) -> Self {
-        AttributeChange {
-            attribute,
-            from,
-            to: Some(to),
-            reason: None,
-        }
-    }
-
-    fn password(reason: PasswordReason) -> Self {
-        AttributeChange {
-            attribute: Attribute::Password,
-            from: None,
-            to: None,
-            reason: Some(reason),
-        }
-    }
-}
-
-fn text(s: &str) -> Option<Value> {
-    Some(Value::Text(s.to_owned()))
-}
 
 /// One operation on the server. The apply step turns each into SQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,74 +58,26 @@ pub enum Step {
         owner: Option<String>,
         revoke_create: bool,
     },
+    /// What the config file adds (see [`crate::reconcile::plan_config`]).
+    Config(crate::reconcile::plan_config::ConfigStep),
 }
 
 /// One changed object, as people and scripts read it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
-    /// The tenant's role, which every change belongs to.
+    /// The tenant's role, which every change belongs to (a reader or writer
+    /// is its own).
     pub tenant: String,
     pub object: Object,
     pub name: String,
+    /// The database an extension, schema or grant lives in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
     pub action: Action,
     /// What the change sets, in the order the text output lists it.
     pub attributes: Vec<AttributeChange>,
     #[serde(skip)]
     pub steps: Vec<Step>,
-}
-
-/// Why pgtenant refuses a tenant, as a stable code for scripts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConflictReason {
-    /// An existing role with SUPERUSER, CREATEROLE, REPLICATION or BYPASSRLS.
-    PrivilegedRole,
-    /// An existing role that is a member of another role.
-    RoleMembership,
-    /// An existing role without LOGIN that pgtenant did not create.
-    UnmarkedNologin,
-    /// An existing database owned by another role, holding objects of
-    /// another role (or that could not be looked into).
-    ForeignDatabase,
-    /// The admin may not create or alter the tenant's role.
-    AdminPrivilege,
-}
-
-impl ConflictReason {
-    /// The JSON value, also used as a log field.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConflictReason::PrivilegedRole => "privileged_role",
-            ConflictReason::RoleMembership => "role_membership",
-            ConflictReason::UnmarkedNologin => "unmarked_nologin",
-            ConflictReason::ForeignDatabase => "foreign_database",
-            ConflictReason::AdminPrivilege => "admin_privilege",
-        }
-    }
-}
-
-/// A tenant that pgtenant refuses to manage.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Conflict {
-    pub tenant: String,
-    /// The object that stands in the way.
-    pub object: Object,
-    pub name: String,
-    pub reason: ConflictReason,
-    /// One line for people.
-    pub message: String,
-}
-
-impl Conflict {
-    fn role(tenant: &Tenant, reason: ConflictReason, message: String) -> Self {
-        Conflict {
-            tenant: tenant.role.clone(),
-            object: Object::Role,
-            name: tenant.role.clone(),
-            reason,
-            message,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -258,25 +109,130 @@ pub fn plan(
     passwords: &[PasswordCheck],
     options: Options,
 ) -> Plan {
-    assert_eq!(desired.tenants.len(), passwords.len());
+    assert_eq!(
+        desired.tenants.len() + desired.members.len(),
+        passwords.len()
+    );
+    let (tenant_checks, member_checks) = passwords.split_at(desired.tenants.len());
     let mut plan = Plan::default();
-    for (tenant, check) in desired.tenants.iter().zip(passwords) {
-        if let Some(conflict) =
-            conflict(tenant, observed).or_else(|| admin_lacks_privilege(tenant, observed, *check))
+    // Readers and writers first: their roles must exist before a tenant
+    // grants them anything. The adoption policy holds for them as for
+    // tenants: they are login roles whose passwords come from the input.
+    let mut refused_members = std::collections::HashSet::new();
+    for (member, check) in desired.members.iter().zip(member_checks) {
+        if let Some(conflict) = refusal(&member.role, observed)
+            .or_else(|| admin_lacks_privilege(&member.role, None, observed, *check))
+        {
+            refused_members.insert(member.role.clone());
+            plan.conflicts.push(conflict);
+            continue;
+        }
+        plan_role(&member.role, None, observed, *check, &mut plan.changes);
+    }
+    for (tenant, check) in desired.tenants.iter().zip(tenant_checks) {
+        if let Some(conflict) = conflict(tenant, observed)
+            .or_else(|| admin_lacks_privilege(&tenant.role, Some(tenant), observed, *check))
         {
             plan.conflicts.push(conflict);
             continue;
         }
-        plan_role(tenant, observed, *check, &mut plan.changes);
-        plan_database(tenant, observed, options, &mut plan.changes);
+        // Checked before anything of the tenant is planned: an extension
+        // the server lacks fails the tenant with nothing changed.
+        if let Some((name, message)) =
+            crate::reconcile::plan_config::unavailable_extensions(tenant, observed)
+        {
+            plan.conflicts.push(Conflict {
+                tenant: tenant.role.clone(),
+                object: Object::Extension,
+                name,
+                reason: ConflictReason::ExtensionUnavailable,
+                message,
+                blocking: true,
+                first: true,
+            });
+            continue;
+        }
+        plan_role(
+            &tenant.role,
+            tenant.connection_limit,
+            observed,
+            *check,
+            &mut plan.changes,
+        );
+        let (limit, settings) = crate::reconcile::plan_config::plan_role_extras(tenant, observed);
+        if let Some((attribute, step)) = limit {
+            // A role being created or changed gets it in the same row.
+            match plan
+                .changes
+                .iter_mut()
+                .find(|c| c.object == Object::Role && c.name == tenant.role)
+            {
+                Some(change) => {
+                    change.attributes.push(attribute);
+                    change.steps.push(Step::Config(step));
+                }
+                None => plan.changes.push(Change {
+                    tenant: tenant.role.clone(),
+                    object: Object::Role,
+                    name: tenant.role.clone(),
+                    database: None,
+                    action: Action::Update,
+                    attributes: vec![attribute],
+                    steps: vec![Step::Config(step)],
+                }),
+            }
+        }
+        add_config(&mut plan, settings, Vec::new());
+        for db in &tenant.databases {
+            plan_database(tenant, db, observed, options, &refused_members, &mut plan);
+            let (items, conflicts) =
+                crate::reconcile::plan_config::plan_inside(tenant, db, observed, &refused_members);
+            add_config(&mut plan, items, conflicts);
+        }
     }
     plan
 }
 
+/// Adds what [`crate::reconcile::plan_config`] planned.
+fn add_config(
+    plan: &mut Plan,
+    items: Vec<crate::reconcile::plan_config::Item>,
+    conflicts: Vec<Conflict>,
+) {
+    use crate::reconcile::plan_config::Kind;
+    for item in items {
+        plan.changes.push(Change {
+            tenant: item.tenant,
+            object: match item.kind {
+                Kind::Extension => Object::Extension,
+                Kind::Schema => Object::Schema,
+                Kind::Grant => Object::Grant,
+                Kind::Setting => Object::Setting,
+            },
+            name: item.name,
+            database: item.database,
+            action: if item.create {
+                Action::Create
+            } else {
+                Action::Update
+            },
+            attributes: item.attributes,
+            steps: item.steps.into_iter().map(Step::Config).collect(),
+        });
+    }
+    plan.conflicts.extend(conflicts);
+}
+
 /// Why pgtenant refuses to manage `tenant`, if it does: the adoption
 /// policy for its role, then the ownership rule for its database.
+/// Every database of the tenant is held to the rule.
 pub fn conflict(tenant: &Tenant, observed: &Observed) -> Option<Conflict> {
-    refusal(tenant, observed).or_else(|| database_refusal(tenant, observed))
+    refusal(&tenant.role, observed).or_else(|| {
+        tenant
+            .databases
+            .iter()
+            .find_map(|db| database_refusal(tenant, &db.name, observed))
+    })
 }
 
 /// The adoption policy: an existing role is managed only if it is a plain
@@ -287,9 +243,10 @@ pub fn conflict(tenant: &Tenant, observed: &Observed) -> Option<Conflict> {
 /// already log in (a role of the article's scripts) or carries pgtenant's
 /// marker (a role pgtenant created, whose LOGIN was taken away). Anything
 /// else is a conflict: nothing of the tenant is changed.
-fn refusal(tenant: &Tenant, observed: &Observed) -> Option<Conflict> {
-    let role = observed.roles.get(&tenant.role)?;
-    let name = quote_ident(&tenant.role);
+/// Readers and writers are held to the same policy.
+fn refusal(role_name: &str, observed: &Observed) -> Option<Conflict> {
+    let role = observed.roles.get(role_name)?;
+    let name = quote_ident(role_name);
     let mut powers = Vec::new();
     if role.superuser {
         powers.push("SUPERUSER");
@@ -305,7 +262,7 @@ fn refusal(tenant: &Tenant, observed: &Observed) -> Option<Conflict> {
     }
     if !powers.is_empty() {
         return Some(Conflict::role(
-            tenant,
+            role_name,
             ConflictReason::PrivilegedRole,
             format!(
                 "role {name} exists with {}; pgtenant manages only plain login roles: \
@@ -317,7 +274,7 @@ fn refusal(tenant: &Tenant, observed: &Observed) -> Option<Conflict> {
     if !role.member_of.is_empty() {
         let groups: Vec<String> = role.member_of.iter().map(|g| quote_ident(g)).collect();
         return Some(Conflict::role(
-            tenant,
+            role_name,
             ConflictReason::RoleMembership,
             format!(
                 "role {name} is a member of {}; a tenant role must be a member of no role, \
@@ -330,7 +287,7 @@ fn refusal(tenant: &Tenant, observed: &Observed) -> Option<Conflict> {
     }
     if !role.can_login && !role.marked {
         return Some(Conflict::role(
-            tenant,
+            role_name,
             ConflictReason::UnmarkedNologin,
             format!(
                 "role {name} exists with NOLOGIN and was not created by pgtenant; giving it a \
@@ -348,12 +305,13 @@ fn refusal(tenant: &Tenant, observed: &Observed) -> Option<Conflict> {
 /// object owned by anyone but the tenant. The article's empty databases
 /// made by the admin are still handed over, and a database of the tenant's
 /// own whose owner drifted is still put back.
-fn database_refusal(tenant: &Tenant, observed: &Observed) -> Option<Conflict> {
-    let db = observed.databases.get(&tenant.database)?;
+fn database_refusal(tenant: &Tenant, database: &str, observed: &Observed) -> Option<Conflict> {
+    let db = observed.databases.get(database)?;
     if db.owner == tenant.role {
         return None;
     }
-    let database = quote_ident(&tenant.database);
+    let db_name = database;
+    let database = quote_ident(database);
     let owner = quote_ident(&db.owner);
     let role = quote_ident(&tenant.role);
     let why = match &db.foreign_objects {
@@ -367,7 +325,7 @@ fn database_refusal(tenant: &Tenant, observed: &Observed) -> Option<Conflict> {
     Some(Conflict {
         tenant: tenant.role.clone(),
         object: Object::Database,
-        name: tenant.database.clone(),
+        name: db_name.to_owned(),
         reason: ConflictReason::ForeignDatabase,
         message: format!(
             "database {database} is owned by {owner} and {why}; pgtenant gives a database to \
@@ -375,6 +333,8 @@ fn database_refusal(tenant: &Tenant, observed: &Observed) -> Option<Conflict> {
              give it yourself (ALTER DATABASE {database} OWNER TO {role}), else remove the line \
              or pick another user name"
         ),
+        blocking: true,
+        first: false,
     })
 }
 
@@ -382,8 +342,10 @@ fn database_refusal(tenant: &Tenant, observed: &Observed) -> Option<Conflict> {
 /// would send the statement (and its verifier) only to have it refused, and
 /// the server logs a refused statement with its text. So the tenant is a
 /// conflict and nothing is sent.
+/// `tenant` is `None` for a reader or writer.
 fn admin_lacks_privilege(
-    tenant: &Tenant,
+    role_name: &str,
+    tenant: Option<&Tenant>,
     observed: &Observed,
     check: PasswordCheck,
 ) -> Option<Conflict> {
@@ -392,10 +354,10 @@ fn admin_lacks_privilege(
         return None;
     }
     let admin = quote_ident(&server.admin);
-    let name = quote_ident(&tenant.role);
-    match observed.roles.get(&tenant.role) {
+    let name = quote_ident(role_name);
+    match observed.roles.get(role_name) {
         None if !server.admin_can_create_roles => Some(Conflict::role(
-            tenant,
+            role_name,
             ConflictReason::AdminPrivilege,
             format!(
                 "the admin role {admin} has neither SUPERUSER nor CREATEROLE, so it cannot \
@@ -405,13 +367,20 @@ fn admin_lacks_privilege(
         )),
         None => None,
         Some(role) => {
+            let configured_limit = tenant.and_then(|t| t.connection_limit);
+            let config_changes = tenant.is_some_and(|t| {
+                let (limit, settings) =
+                    crate::reconcile::plan_config::plan_role_extras(t, observed);
+                limit.is_some() || !settings.is_empty()
+            });
             let needs_alter = check.needs_set()
                 || !role.can_login
                 || role.expired
-                || blocks_login(role.connection_limit);
+                || (configured_limit.is_none() && blocks_login(role.connection_limit))
+                || config_changes;
             (needs_alter && !role.admin_may_alter).then(|| {
                 Conflict::role(
-                    tenant,
+                    role_name,
                     ConflictReason::AdminPrivilege,
                     format!(
                         "the admin role {admin} may not alter role {name} (nothing was sent): \
@@ -424,19 +393,30 @@ fn admin_lacks_privilege(
     }
 }
 
-/// The role connection limit under which a tenant cannot log in. A
-/// configured limit (tenant-spec config) takes precedence where it exists.
+/// The connection limit (of a role or a database) under which a tenant
+/// cannot log in. A limit the config file sets takes precedence: it is
+/// converged as configured, even to 0.
 pub fn blocks_login(connection_limit: i32) -> bool {
     connection_limit == 0
 }
 
-fn plan_role(tenant: &Tenant, observed: &Observed, check: PasswordCheck, out: &mut Vec<Change>) {
-    let role = &tenant.role;
+/// `configured_limit`: the role's connection limit from the config, which
+/// [`crate::reconcile::plan_config`] converges; without one a limit of 0 is
+/// put back to none.
+fn plan_role(
+    role: &str,
+    configured_limit: Option<i32>,
+    observed: &Observed,
+    check: PasswordCheck,
+    out: &mut Vec<Change>,
+) {
+    let role = &role.to_owned();
     let Some(existing) = observed.roles.get(role) else {
         out.push(Change {
             tenant: role.clone(),
             object: Object::Role,
             name: role.clone(),
+            database: None,
             action: Action::Create,
             attributes: vec![
                 AttributeChange::new(Attribute::Login, None, Value::Bool(true)),
@@ -448,7 +428,7 @@ fn plan_role(tenant: &Tenant, observed: &Observed, check: PasswordCheck, out: &m
     };
     let login = !existing.can_login;
     let valid_until = existing.expired;
-    let connection_limit = blocks_login(existing.connection_limit);
+    let connection_limit = configured_limit.is_none() && blocks_login(existing.connection_limit);
     let password = match check {
         PasswordCheck::InSync => None,
         PasswordCheck::Differs => Some(PasswordReason::Differs),
@@ -489,6 +469,7 @@ fn plan_role(tenant: &Tenant, observed: &Observed, check: PasswordCheck, out: &m
         tenant: role.clone(),
         object: Object::Role,
         name: role.clone(),
+        database: None,
         action: Action::Update,
         attributes,
         steps: vec![Step::AlterRole {
@@ -501,20 +482,35 @@ fn plan_role(tenant: &Tenant, observed: &Observed, check: PasswordCheck, out: &m
     });
 }
 
-fn plan_database(tenant: &Tenant, observed: &Observed, options: Options, out: &mut Vec<Change>) {
+fn plan_database(
+    tenant: &Tenant,
+    spec: &crate::input::desired::DatabaseSpec,
+    observed: &Observed,
+    options: Options,
+    refused_members: &std::collections::HashSet<String>,
+    plan: &mut Plan,
+) {
     let role = &tenant.role;
-    let database = &tenant.database;
+    let database = &spec.name;
     let schema_fix = observed.server.needs_public_schema_fix();
+
     let Some(existing) = observed.databases.get(database) else {
         let mut attributes = vec![AttributeChange::new(
             Attribute::Owner,
             None,
             Value::Text(role.clone()),
         )];
-        let mut steps = vec![Step::CreateDatabase {
-            database: database.clone(),
-            owner: role.clone(),
-        }];
+        let mut steps =
+            vec![
+                match crate::reconcile::plan_config::create_database(tenant, spec, &mut attributes)
+                {
+                    Some(step) => Step::Config(step),
+                    None => Step::CreateDatabase {
+                        database: database.clone(),
+                        owner: role.clone(),
+                    },
+                },
+            ];
         if options.isolation {
             attributes.push(AttributeChange::new(
                 Attribute::PublicConnect,
@@ -549,10 +545,21 @@ fn plan_database(tenant: &Tenant, observed: &Observed, options: Options, out: &m
                 });
             }
         }
-        out.push(Change {
+        let mut config_steps = Vec::new();
+        crate::reconcile::plan_config::grant_connect(
+            tenant,
+            spec,
+            None,
+            refused_members,
+            &mut attributes,
+            &mut config_steps,
+        );
+        steps.extend(config_steps.into_iter().map(Step::Config));
+        plan.changes.push(Change {
             tenant: role.clone(),
             object: Object::Database,
             name: database.clone(),
+            database: None,
             action: Action::Create,
             attributes,
             steps,
@@ -573,8 +580,11 @@ fn plan_database(tenant: &Tenant, observed: &Observed, options: Options, out: &m
             owner: role.clone(),
         });
     }
+    // Every database of the tenant must let it in. A connection limit the
+    // config sets is converged by `plan_config` instead, as configured.
     let allow_connections = !existing.allow_connections;
-    let connection_limit = blocks_login(existing.connection_limit);
+    let connection_limit =
+        spec.connection_limit.is_none() && blocks_login(existing.connection_limit);
     if allow_connections || connection_limit {
         if allow_connections {
             attributes.push(AttributeChange::new(
@@ -599,11 +609,39 @@ fn plan_database(tenant: &Tenant, observed: &Observed, options: Options, out: &m
     if options.isolation {
         isolate_existing(existing, role, schema_fix, &mut attributes, &mut steps);
     }
-    if !steps.is_empty() {
-        out.push(Change {
+    let mut config_steps = Vec::new();
+    let conflict = crate::reconcile::plan_config::database_extras(
+        spec,
+        existing,
+        &mut attributes,
+        &mut config_steps,
+    );
+    if let Some(message) = conflict {
+        plan.conflicts.push(Conflict {
             tenant: role.clone(),
             object: Object::Database,
             name: database.clone(),
+            reason: ConflictReason::CreationOptions,
+            message,
+            blocking: false,
+            first: false,
+        });
+    }
+    crate::reconcile::plan_config::grant_connect(
+        tenant,
+        spec,
+        Some(existing),
+        refused_members,
+        &mut attributes,
+        &mut config_steps,
+    );
+    steps.extend(config_steps.into_iter().map(Step::Config));
+    if !steps.is_empty() {
+        plan.changes.push(Change {
+            tenant: role.clone(),
+            object: Object::Database,
+            name: database.clone(),
+            database: None,
             action: Action::Update,
             attributes,
             steps,
@@ -703,16 +741,18 @@ mod tests {
             tenants: roles
                 .iter()
                 .enumerate()
-                .map(|(i, r)| Tenant {
-                    role: r.to_string(),
-                    password: Password::new("pw"),
-                    database: Tenant::database_name(r),
-                    origin: Origin {
-                        file: "users".into(),
-                        line: i + 1,
-                    },
+                .map(|(i, r)| {
+                    Tenant::with_defaults(
+                        r.to_string(),
+                        Password::new("pw"),
+                        Origin {
+                            file: "users".into(),
+                            line: i + 1,
+                        },
+                    )
                 })
                 .collect(),
+            members: Vec::new(),
         }
     }
 
@@ -730,6 +770,7 @@ mod tests {
             connection_limit: -1,
             admin_may_alter: true,
             password: Some("SCRAM-SHA-256$...".into()),
+            settings: Vec::new(),
         }
     }
 
@@ -744,6 +785,11 @@ mod tests {
             foreign_objects: (owner != name.trim_end_matches("_db"))
                 .then_some(ForeignObjects::None),
             public_schema: None,
+            encoding: "UTF8".into(),
+            collate: "C".into(),
+            ctype: "C".into(),
+            connect: Vec::new(),
+            inside: None,
         }
     }
 
@@ -755,6 +801,7 @@ mod tests {
                 .into_iter()
                 .map(|d| (d.name.clone(), d))
                 .collect::<HashMap<_, _>>(),
+            available_extensions: HashMap::new(),
         }
     }
 
@@ -1066,6 +1113,7 @@ mod tests {
             server: server_info,
             roles: [("old".to_owned(), old), ("fine".to_owned(), fine)].into(),
             databases: HashMap::new(),
+            available_extensions: HashMap::new(),
         };
         let p = plan(
             &d,
@@ -1185,6 +1233,7 @@ mod tests {
                     }
                     schema.public_create &= !revoke_create;
                 }
+                other => unreachable!("no config in these tests: {other:?}"),
             }
         }
     }
@@ -1276,5 +1325,154 @@ mod tests {
             proptest::prop_assert!(second.changes.is_empty(), "{:?}", second.changes);
             proptest::prop_assert_eq!(second.conflicts, first.conflicts);
         }
+    }
+
+    /// A tenant with the databases `names` (the config's `databases:`).
+    fn with_databases(role: &str, names: &[&str]) -> Desired {
+        let mut d = desired(&[role]);
+        d.tenants[0].databases = names
+            .iter()
+            .map(|n| crate::input::desired::DatabaseSpec::named(n.to_string()))
+            .collect();
+        d.tenants[0].database = names[0].to_string();
+        d
+    }
+
+    #[test]
+    fn the_ownership_rule_holds_for_every_database_of_a_tenant() {
+        let d = with_databases("harbor", &["harbor_db", "harbor_notary"]);
+        let mine = database("harbor_db", "harbor");
+        let mut theirs = database("harbor_notary", "billing");
+        theirs.foreign_objects = Some(ForeignObjects::OwnedBy("billing".into()));
+        let o = observed(150000, vec![role("harbor")], vec![mine, theirs.clone()]);
+        let p = plan(&d, &o, &[PasswordCheck::InSync], ISOLATED);
+        assert_eq!(p.conflicts.len(), 1);
+        assert!(p.conflicts[0].blocking);
+        assert!(
+            p.conflicts[0]
+                .message
+                .contains("database \"harbor_notary\""),
+            "{}",
+            p.conflicts[0].message
+        );
+        assert!(p.changes.is_empty(), "{:?}", lines(&p));
+        // Empty (nothing of another role in it): handed over.
+        theirs.foreign_objects = Some(ForeignObjects::None);
+        let o = observed(
+            150000,
+            vec![role("harbor")],
+            vec![database("harbor_db", "harbor"), theirs],
+        );
+        let p = plan(&d, &o, &[PasswordCheck::InSync], ISOLATED);
+        assert!(p.conflicts.is_empty());
+        assert_eq!(
+            lines(&p),
+            [r#"~ database "harbor_notary": owner "harbor" (was "billing")"#]
+        );
+    }
+
+    #[test]
+    fn every_database_of_a_tenant_is_opened_up() {
+        let d = with_databases("gitlab", &["gitlab_db", "gitlab_ci"]);
+        let mut ci = database("gitlab_ci", "gitlab");
+        ci.allow_connections = false;
+        ci.connection_limit = 0;
+        let o = observed(
+            150000,
+            vec![role("gitlab")],
+            vec![database("gitlab_db", "gitlab"), ci],
+        );
+        let p = plan(&d, &o, &[PasswordCheck::InSync], ISOLATED);
+        assert_eq!(
+            lines(&p),
+            [r#"~ database "gitlab_ci": allow connections, connection limit -1 (was 0)"#]
+        );
+        assert_eq!(
+            p.changes[0].steps,
+            [Step::AlterDatabaseConnections {
+                database: "gitlab_ci".into(),
+                allow_connections: true,
+                connection_limit: true,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_configured_connection_limit_takes_precedence() {
+        let mut d = with_databases("app", &["app_db", "app_two"]);
+        d.tenants[0].connection_limit = Some(0);
+        d.tenants[0].databases[0].connection_limit = Some(0);
+        d.tenants[0].databases[1].connection_limit = Some(5);
+        let mut r = role("app");
+        r.connection_limit = 0;
+        let mut one = database("app_db", "app");
+        one.connection_limit = 0;
+        let mut two = database("app_two", "app");
+        two.connection_limit = 0;
+        let o = observed(150000, vec![r], vec![one, two]);
+        let p = plan(&d, &o, &[PasswordCheck::InSync], ISOLATED);
+        // 0 as configured stays; 5 is set, by the config's step alone.
+        assert_eq!(
+            lines(&p),
+            [r#"~ database "app_two": connection limit 5 (was 0)"#]
+        );
+        assert!(!p.changes[0]
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::AlterDatabaseConnections { .. })));
+        // Without a configured limit, 0 is put back to none.
+        let mut d = with_databases("app", &["app_db"]);
+        d.tenants[0].connection_limit = None;
+        let mut r = role("app");
+        r.connection_limit = 0;
+        let o = observed(150000, vec![r], vec![database("app_db", "app")]);
+        let p = plan(&d, &o, &[PasswordCheck::InSync], ISOLATED);
+        assert_eq!(lines(&p), [r#"~ role "app": connection limit -1 (was 0)"#]);
+    }
+
+    #[test]
+    fn readers_and_writers_follow_the_adoption_policy() {
+        let mut d = desired(&["app"]);
+        for (name, access) in [
+            ("grafana", crate::input::desired::Access::Reader),
+            ("group", crate::input::desired::Access::Reader),
+            ("expired", crate::input::desired::Access::Writer),
+        ] {
+            d.tenants[0].members.push((name.into(), access));
+            d.members.push(crate::input::desired::Member {
+                role: name.into(),
+                password: Password::new("pw"),
+                origin: Origin {
+                    file: "config".into(),
+                    line: 1,
+                },
+            });
+        }
+        let mut admin_member = role("grafana");
+        admin_member.member_of = vec!["postgres".into()];
+        let mut group = role("group");
+        group.can_login = false;
+        let mut expired = role("expired");
+        expired.expired = true;
+        let o = observed(
+            150000,
+            vec![role("app"), admin_member, group, expired],
+            vec![database("app_db", "app")],
+        );
+        let p = plan(&d, &o, &[PasswordCheck::InSync; 4], ISOLATED);
+        let refused: Vec<&str> = p.conflicts.iter().map(|c| c.tenant.as_str()).collect();
+        assert_eq!(refused, ["grafana", "group"]);
+        let l = lines(&p);
+        assert!(
+            l.contains(&r#"~ role "expired": valid until infinity (expired)"#.to_owned()),
+            "{l:?}"
+        );
+        // Nothing is granted to a refused reader.
+        assert!(
+            !p.changes
+                .iter()
+                .any(|c| crate::render::change_line(c).contains("grafana")),
+            "{l:?}"
+        );
     }
 }

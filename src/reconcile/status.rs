@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::input::desired::Desired;
 use crate::reconcile::password::PasswordCheck;
-use crate::reconcile::plan::{self, Attribute, Change, Options, PasswordReason};
+use crate::reconcile::plan::{self, Attribute, Change, PasswordReason, Plan};
 use crate::server::catalog::Observed;
 
 /// Whether an object exists.
@@ -128,25 +128,34 @@ pub struct Row {
     pub databases: Vec<DatabaseStatus>,
 }
 
+/// One row per tenant of the input, with every database of it, from the
+/// same plan that `apply` carries out (so `status` and `plan` agree).
+/// `checks` holds the tenants' checks first (then the readers' and
+/// writers', which the config's object rows report).
 pub fn rows(
     desired: &Desired,
     observed: &Observed,
     checks: &[PasswordCheck],
-    options: Options,
+    plan: &Plan,
 ) -> Vec<Row> {
     let schema_fix = observed.server.needs_public_schema_fix();
-    let plan = plan::plan(desired, observed, checks, options);
     desired
         .tenants
         .iter()
         .zip(checks)
         .map(|(t, check)| {
             let role = observed.roles.get(&t.role);
-            let db = observed.databases.get(&t.database);
-            let conflict = plan.conflicts.iter().find(|c| c.tenant == t.role);
+            let conflict = plan
+                .conflicts
+                .iter()
+                .find(|c| c.tenant == t.role && c.blocking);
+            let any_db = t
+                .databases
+                .iter()
+                .any(|d| observed.databases.contains_key(&d.name));
             let state = if conflict.is_some() {
                 TenantState::Refused
-            } else if role.is_none() && db.is_none() {
+            } else if role.is_none() && !any_db {
                 TenantState::Missing
             } else {
                 let mut changes = plan.changes_for(&t.role).peekable();
@@ -176,18 +185,26 @@ pub fn rows(
                         .filter(|_| conflict.is_none())
                         .map(|_| PasswordState::from(*check)),
                 },
-                databases: vec![DatabaseStatus {
-                    name: t.database.clone(),
-                    state: if db.is_some() {
-                        Presence::Present
-                    } else {
-                        Presence::Missing
-                    },
-                    owner: db.map(|d| d.owner.clone()),
-                    isolated: db.map(|d| plan::is_isolated(d, &t.role, schema_fix)),
-                    connectable: db
-                        .map(|d| d.allow_connections && !plan::blocks_login(d.connection_limit)),
-                }],
+                databases: t
+                    .databases
+                    .iter()
+                    .map(|spec| {
+                        let db = observed.databases.get(&spec.name);
+                        DatabaseStatus {
+                            name: spec.name.clone(),
+                            state: if db.is_some() {
+                                Presence::Present
+                            } else {
+                                Presence::Missing
+                            },
+                            owner: db.map(|d| d.owner.clone()),
+                            isolated: db.map(|d| plan::is_isolated(d, &t.role, schema_fix)),
+                            connectable: db.map(|d| {
+                                d.allow_connections && !plan::blocks_login(d.connection_limit)
+                            }),
+                        }
+                    })
+                    .collect(),
             }
         })
         .collect()

@@ -82,6 +82,8 @@ pub struct ObservedRole {
     /// The stored secret (`SCRAM-SHA-256$...` or `md5...`), when the admin can
     /// read it. A secret: never printed.
     pub password: Option<String>,
+    /// `ALTER ROLE ... SET` settings for all databases, as `name=value`.
+    pub settings: Vec<String>,
 }
 
 impl fmt::Debug for ObservedRole {
@@ -99,6 +101,7 @@ impl fmt::Debug for ObservedRole {
             .field("connection_limit", &self.connection_limit)
             .field("admin_may_alter", &self.admin_may_alter)
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -121,6 +124,15 @@ pub struct ObservedDatabase {
     /// the fix (14 and older) and the database exists. `None` otherwise, or
     /// when the schema was dropped.
     pub public_schema: Option<SchemaState>,
+    /// `pg_encoding_to_char(encoding)`, `datcollate`, `datctype`.
+    pub encoding: String,
+    pub collate: String,
+    pub ctype: String,
+    /// Roles granted CONNECT on it explicitly (PUBLIC excluded).
+    pub connect: Vec<String>,
+    /// The state inside it that the config asks for: read only for the
+    /// databases of tenants with extensions, schemas, readers or writers.
+    pub inside: Option<Inside>,
 }
 
 /// What a look inside a database found about objects that are not the
@@ -151,6 +163,9 @@ pub struct Observed {
     pub server: ServerInfo,
     pub roles: HashMap<String, ObservedRole>,
     pub databases: HashMap<String, ObservedDatabase>,
+    /// Extension name -> the versions the server can install, for the
+    /// extensions the input names (none read without any).
+    pub available_extensions: HashMap<String, Vec<String>>,
 }
 
 const SERVER_INFO: &str = "\
@@ -218,7 +233,10 @@ SELECT a.rolname::pg_catalog.text, a.rolcanlogin, a.rolsuper, a.rolreplication, 
        CASE WHEN $3::pg_catalog.bool THEN true
             WHEN $4::pg_catalog.bool THEN pg_catalog.pg_has_role(CURRENT_USER, a.oid, 'USAGE WITH ADMIN OPTION')
             ELSE false END,
-       __PASSWORD__
+       __PASSWORD__,
+       COALESCE((SELECT s.setconfig FROM pg_catalog.pg_db_role_setting s
+                  WHERE s.setrole OPERATOR(pg_catalog.=) a.oid AND s.setdatabase OPERATOR(pg_catalog.=) 0),
+                '{}')::pg_catalog.text[]
   FROM __TABLE__ a
  WHERE a.rolname::pg_catalog.text OPERATOR(pg_catalog.=) ANY($1::pg_catalog.text[])";
 
@@ -230,7 +248,14 @@ SELECT d.datname::pg_catalog.text, o.rolname::pg_catalog.text,
                 WHERE x.grantee OPERATOR(pg_catalog.=) 0 AND x.privilege_type OPERATOR(pg_catalog.=) 'CONNECT'),
        EXISTS (SELECT FROM pg_catalog.aclexplode(COALESCE(d.datacl, pg_catalog.acldefault('d', d.datdba))) x
                 WHERE x.grantee OPERATOR(pg_catalog.=) 0 AND x.privilege_type OPERATOR(pg_catalog.=) 'TEMPORARY'),
-       d.datallowconn, d.datconnlimit
+       d.datallowconn, d.datconnlimit,
+       pg_catalog.pg_encoding_to_char(d.encoding)::pg_catalog.text, d.datcollate::pg_catalog.text,
+       d.datctype::pg_catalog.text,
+       ARRAY(SELECT r.rolname::pg_catalog.text
+               FROM pg_catalog.aclexplode(COALESCE(d.datacl, pg_catalog.acldefault('d', d.datdba))) x
+               JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) x.grantee
+              WHERE x.privilege_type OPERATOR(pg_catalog.=) 'CONNECT'
+              ORDER BY 1)
   FROM pg_catalog.pg_database d
   JOIN pg_catalog.pg_roles o ON o.oid OPERATOR(pg_catalog.=) d.datdba
  WHERE d.datname::pg_catalog.text OPERATOR(pg_catalog.=) ANY($1::pg_catalog.text[])";
@@ -288,6 +313,7 @@ pub async fn observe(
                 connection_limit: row.get(9),
                 admin_may_alter: row.get(10),
                 password: row.get(11),
+                settings: row.get(12),
             };
             (role.name.clone(), role)
         })
@@ -308,6 +334,11 @@ pub async fn observe(
                 connection_limit: row.get(5),
                 foreign_objects: None,
                 public_schema: None,
+                encoding: row.get(6),
+                collate: row.get(7),
+                ctype: row.get(8),
+                connect: row.get(9),
+                inside: None,
             };
             (db.name.clone(), db)
         })
@@ -316,6 +347,7 @@ pub async fn observe(
         server,
         roles,
         databases,
+        available_extensions: HashMap::new(),
     })
 }
 
@@ -331,38 +363,41 @@ pub async fn public_schema(client: &Client) -> Result<Option<SchemaState>, DbErr
     }))
 }
 
-/// On servers that need the schema fix, reads schema `public` of every
-/// existing tenant database (one short connection each, a few at a time:
-/// [`pool::short_sessions`] of `jobs`).
-pub async fn observe_public_schemas(
-    admin: &Client,
-    settings: &crate::input::conninfo::ConnSettings,
-    jobs: usize,
-    observed: &mut Observed,
-) -> Result<(), DbError> {
-    if !observed.server.needs_public_schema_fix() {
-        return Ok(());
-    }
-    // A database nobody may connect to is opened up first (see `plan`);
-    // its schema is looked at by the next run.
-    let names: Vec<String> = observed
-        .databases
-        .values()
-        .filter(|d| d.allow_connections)
-        .map(|d| d.name.clone())
-        .collect();
-    let concurrency = pool::short_sessions(admin, jobs, names.len()).await?;
-    let results = db::for_each_database(settings, names, concurrency, |client, _| async move {
-        public_schema(&client).await
-    })
-    .await;
-    for (name, result) in results {
-        let state = result?;
-        if let Some(db) = observed.databases.get_mut(&name) {
-            db.public_schema = state;
-        }
-    }
-    Ok(())
+/// What the config asks for inside one database, as the server has it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inside {
+    /// Extension name -> (installed version, its schema), for the desired ones.
+    pub extensions: HashMap<String, (String, String)>,
+    /// Schema name -> owner, for the desired ones.
+    pub schemas: HashMap<String, String>,
+    /// The tenant's schemas (owned by it, by `pg_database_owner` when it owns
+    /// the database, and `public`), with whether they hold tables and
+    /// sequences the tenant owns.
+    pub tenant_schemas: Vec<TenantSchema>,
+    /// Readers and writers that exist, by role.
+    pub members: HashMap<String, MemberState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSchema {
+    pub name: String,
+    pub has_tables: bool,
+    pub has_sequences: bool,
+}
+
+/// What a reader or writer lacks, or holds, in one database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberState {
+    /// Tenant schemas without USAGE.
+    pub missing_usage: Vec<String>,
+    /// Tenant schemas holding a tenant table it lacks a privilege on.
+    pub missing_tables: Vec<String>,
+    /// Same for sequences.
+    pub missing_sequences: Vec<String>,
+    /// Default privileges of the tenant for it: on tables, sequences, schemas.
+    pub default_tables: Vec<String>,
+    pub default_sequences: Vec<String>,
+    pub default_schemas: Vec<String>,
 }
 
 // The first owner, other than the tenant, of an object created in the

@@ -225,17 +225,36 @@ where
     Fut: Future<Output = Result<T, DbError>> + Send + 'static,
     T: Send + 'static,
 {
+    let items = databases.into_iter().map(|d| (d.clone(), d)).collect();
+    for_each_database_with(settings, items, concurrency, f).await
+}
+
+/// [`for_each_database`] with a value of its own for each database.
+pub async fn for_each_database_with<W, F, Fut, T>(
+    settings: &ConnSettings,
+    databases: Vec<(String, W)>,
+    concurrency: usize,
+    f: F,
+) -> Vec<(String, Result<T, DbError>)>
+where
+    W: Send + 'static,
+    F: Fn(Client, W) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<T, DbError>> + Send + 'static,
+    T: Send + 'static,
+{
     let mut out = Vec::with_capacity(databases.len());
     let mut set = JoinSet::new();
     let mut pending = databases.into_iter();
     loop {
         while set.len() < concurrency.max(1) {
-            let Some(name) = pending.next() else { break };
+            let Some((name, want)) = pending.next() else {
+                break;
+            };
             let settings = settings.clone();
             let f = f.clone();
             set.spawn(async move {
                 let result = match connect(&settings, Some(&name)).await {
-                    Ok(client) => f(client, name.clone()).await,
+                    Ok(client) => f(client, want).await,
                     Err(e) => Err(e),
                 };
                 (name, result)

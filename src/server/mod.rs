@@ -2,6 +2,7 @@
 //! catalog, and the text of every statement.
 
 pub(crate) mod catalog;
+pub(crate) mod catalog_inside;
 pub mod db;
 pub mod error;
 pub(crate) mod pool;

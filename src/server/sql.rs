@@ -216,6 +216,163 @@ pub fn as_role(role: &str, stmt: &Statement) -> Statement {
     ))
 }
 
+/// `CREATE DATABASE` with the config's creation-time options.
+pub fn create_database_with(
+    database: &str,
+    owner: &str,
+    template: Option<&str>,
+    encoding: Option<&str>,
+    locale: Option<&str>,
+    connection_limit: Option<i32>,
+    strategy: Option<crate::server::strategy::Strategy>,
+) -> Statement {
+    let mut text = format!(
+        "CREATE DATABASE {} OWNER {}",
+        quote_ident(database),
+        quote_ident(owner)
+    );
+    if let Some(t) = template {
+        text.push_str(&format!(" TEMPLATE {}", quote_ident(t)));
+    }
+    if let Some(e) = encoding {
+        text.push_str(&format!(" ENCODING {}", quote_literal(e)));
+    }
+    if let Some(l) = locale {
+        text.push_str(&format!(" LOCALE {}", quote_literal(l)));
+    }
+    if let Some(n) = connection_limit {
+        text.push_str(&format!(" CONNECTION LIMIT {n}"));
+    }
+    if let Some(s) = strategy {
+        text.push_str(" STRATEGY = ");
+        text.push_str(s.keyword());
+    }
+    Statement::public(text)
+}
+
+pub fn alter_database_connection_limit(database: &str, limit: i32) -> Statement {
+    Statement::public(format!(
+        "ALTER DATABASE {} CONNECTION LIMIT {limit}",
+        quote_ident(database)
+    ))
+}
+
+pub fn alter_role_connection_limit(role: &str, limit: i32) -> Statement {
+    Statement::public(format!(
+        "ALTER ROLE {} CONNECTION LIMIT {limit}",
+        quote_ident(role)
+    ))
+}
+
+/// A parameter name as `SET` takes it: each dotted part quoted.
+fn quote_setting_name(name: &str) -> String {
+    name.split('.')
+        .map(quote_ident)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// `ALTER ROLE r SET name TO 'v'` or, for a list, `TO 'a', 'b'`.
+pub fn alter_role_set(role: &str, name: &str, values: &[&str]) -> Statement {
+    let values: Vec<String> = values.iter().map(|v| quote_literal(v)).collect();
+    Statement::public(format!(
+        "ALTER ROLE {} SET {} TO {}",
+        quote_ident(role),
+        quote_setting_name(name),
+        values.join(", ")
+    ))
+}
+
+pub fn grant_connect(database: &str, role: &str) -> Statement {
+    Statement::public(format!(
+        "GRANT CONNECT ON DATABASE {} TO {}",
+        quote_ident(database),
+        quote_ident(role)
+    ))
+}
+
+/// Run as the tenant, so that it owns the schema.
+pub fn create_schema(schema: &str) -> Statement {
+    Statement::public(format!(
+        "CREATE SCHEMA IF NOT EXISTS {}",
+        quote_ident(schema)
+    ))
+}
+
+pub fn alter_schema_owner(schema: &str, owner: &str) -> Statement {
+    Statement::public(format!(
+        "ALTER SCHEMA {} OWNER TO {}",
+        quote_ident(schema),
+        quote_ident(owner)
+    ))
+}
+
+/// Without a schema, the extension goes where its control file says or,
+/// when it says nothing, into `public`: the session's `search_path` is
+/// empty, so it is set for this transaction only.
+pub fn create_extension(name: &str, schema: Option<&str>, version: Option<&str>) -> Statement {
+    let mut text = String::new();
+    if schema.is_none() {
+        text.push_str("SET LOCAL search_path TO public; ");
+    }
+    text.push_str(&format!(
+        "CREATE EXTENSION IF NOT EXISTS {}",
+        quote_ident(name)
+    ));
+    if let Some(s) = schema {
+        text.push_str(&format!(" SCHEMA {}", quote_ident(s)));
+    }
+    if let Some(v) = version {
+        text.push_str(&format!(" VERSION {}", quote_literal(v)));
+    }
+    Statement::public(text)
+}
+
+pub fn update_extension(name: &str, version: &str) -> Statement {
+    Statement::public(format!(
+        "ALTER EXTENSION {} UPDATE TO {}",
+        quote_ident(name),
+        quote_literal(version)
+    ))
+}
+
+fn idents(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| quote_ident(n))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn grant_schema_usage(schemas: &[String], role: &str) -> Statement {
+    Statement::public(format!(
+        "GRANT USAGE ON SCHEMA {} TO {}",
+        idents(schemas),
+        quote_ident(role)
+    ))
+}
+
+/// `GRANT <privileges> ON ALL TABLES|SEQUENCES IN SCHEMA ... TO role`.
+pub fn grant_on_all(privileges: &[&str], kind: &str, schemas: &[String], role: &str) -> Statement {
+    Statement::public(format!(
+        "GRANT {} ON ALL {kind} IN SCHEMA {} TO {}",
+        privileges.join(", "),
+        idents(schemas),
+        quote_ident(role)
+    ))
+}
+
+/// `ALTER DEFAULT PRIVILEGES FOR ROLE owner GRANT <privileges> ON
+/// TABLES|SEQUENCES|SCHEMAS TO role`.
+pub fn grant_default(owner: &str, privileges: &[&str], kind: &str, role: &str) -> Statement {
+    Statement::public(format!(
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {} GRANT {} ON {kind} TO {}",
+        quote_ident(owner),
+        privileges.join(", "),
+        quote_ident(role)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +424,39 @@ mod tests {
         assert_eq!(quote_ident("Up-Case"), r#""Up-Case""#);
         assert_eq!(quote_literal("it's"), "'it''s'");
         assert_eq!(quote_literal(r"a\b"), r"E'a\\b'");
+    }
+
+    #[test]
+    fn config_statements() {
+        assert_eq!(
+            create_database_with(
+                "s",
+                "o",
+                Some("template0"),
+                Some("UTF8"),
+                Some("C"),
+                Some(5),
+                None
+            )
+            .text(),
+            r#"CREATE DATABASE "s" OWNER "o" TEMPLATE "template0" ENCODING 'UTF8' LOCALE 'C' CONNECTION LIMIT 5"#
+        );
+        assert_eq!(
+            alter_role_set("r", "auto_explain.log_min_duration", &["1s"]).text(),
+            r#"ALTER ROLE "r" SET "auto_explain"."log_min_duration" TO '1s'"#
+        );
+        assert_eq!(
+            alter_role_set("r", "search_path", &["$user", "it's"]).text(),
+            r#"ALTER ROLE "r" SET "search_path" TO '$user', 'it''s'"#
+        );
+        assert_eq!(
+            grant_on_all(&["SELECT"], "TABLES", &["a".into(), "b".into()], "g").text(),
+            r#"GRANT SELECT ON ALL TABLES IN SCHEMA "a", "b" TO "g""#
+        );
+        assert_eq!(
+            create_extension("pg_trgm", Some("x"), Some("1.6")).text(),
+            r#"CREATE EXTENSION IF NOT EXISTS "pg_trgm" SCHEMA "x" VERSION '1.6'"#
+        );
     }
 
     #[test]

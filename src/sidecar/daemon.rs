@@ -170,6 +170,9 @@ struct Daemon<'a> {
     /// The credential files of the connection at start.
     started_watching: Vec<PathBuf>,
     desired: Option<Desired>,
+    /// The files the last valid input was read from (the config's
+    /// `password_file`s among them), watched like the users file.
+    password_files: Vec<std::path::PathBuf>,
     cache: CheckCache,
     last_failed: bool,
     failure_backoff: Duration,
@@ -217,6 +220,7 @@ pub async fn run(
         started_watching: conn.watched_files.clone(),
         conn,
         desired: None,
+        password_files: Vec::new(),
         cache: CheckCache::default(),
         last_failed: false,
         failure_backoff: FAILURE_BACKOFF_MIN,
@@ -524,6 +528,7 @@ impl Daemon<'_> {
                 return self.invalid(&error.to_string());
             }
         };
+        self.password_files = input.watched.clone();
         self.watch(&input.conn);
         let was_invalid = self
             .shared
@@ -586,7 +591,9 @@ impl Daemon<'_> {
 
     /// Watches the users file and the credential files of `conn`.
     fn watch(&mut self, conn: &ConnSettings) {
-        let mut files = input::watched_files(&self.settings.sources.users_file, conn);
+        let mut files = input::watched_files(&self.settings.sources, conn);
+        // The config's password files, as of the last valid input.
+        files.extend(self.password_files.iter().cloned());
         // The files the process started with stay watched: a credential
         // file that failed to resolve is not in `conn` but may be fixed.
         files.extend(self.started_watching.iter().cloned());

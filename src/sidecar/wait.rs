@@ -160,7 +160,7 @@ impl Waiter {
         let changed = self.last.as_ref() != Some(&err);
         let reminder = self
             .last_log
-            .map_or(true, |at| now.duration_since(at) >= REMINDER);
+            .is_none_or(|at| now.duration_since(at) >= REMINDER);
         if changed || reminder {
             let waited = duration::seconds(now.duration_since(self.started));
             let first = self.last_log.is_none();

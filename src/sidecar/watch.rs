@@ -48,6 +48,8 @@ pub struct Watcher {
     signal: Arc<Notify>,
     /// File names whose events count, shared with the event handler.
     names: Arc<Mutex<HashSet<OsString>>>,
+    /// Directories (a users directory) in which every entry counts.
+    whole: Arc<Mutex<HashSet<PathBuf>>>,
     /// Watched directories and the inode each was when its watch was added.
     dirs: HashMap<PathBuf, Option<(u64, u64)>>,
 }
@@ -62,12 +64,14 @@ impl Watcher {
     pub fn new() -> Result<Self, WatchError> {
         let signal = Arc::new(Notify::new());
         let names: Arc<Mutex<HashSet<OsString>>> = Arc::default();
-        let (s, n) = (signal.clone(), names.clone());
+        let whole: Arc<Mutex<HashSet<PathBuf>>> = Arc::default();
+        let (s, n, wh) = (signal.clone(), names.clone(), whole.clone());
         let inner = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             let wake = match res {
                 Ok(event) => {
                     let names = n.lock().unwrap_or_else(|e| e.into_inner());
-                    relevant(&event, &names)
+                    let whole = wh.lock().unwrap_or_else(|e| e.into_inner());
+                    relevant(&event, &names) || in_whole(&event, &whole)
                 }
                 // A lost or overflowed queue: look again, to be safe.
                 Err(_) => true,
@@ -83,6 +87,7 @@ impl Watcher {
             inner,
             signal,
             names,
+            whole,
             dirs: HashMap::new(),
         })
     }
@@ -113,7 +118,17 @@ impl Watcher {
                 }
             }
         }
+        // A directory (the users directory): watched itself, every entry
+        // counts, the kubelet's `..data` swap included.
+        let mut whole = HashSet::new();
+        for file in files {
+            if std::fs::metadata(file).is_ok_and(|m| m.is_dir()) {
+                dirs.insert(file.clone());
+                whole.insert(file.clone());
+            }
+        }
         *self.names.lock().unwrap_or_else(|e| e.into_inner()) = names;
+        *self.whole.lock().unwrap_or_else(|e| e.into_inner()) = whole;
         let stale: Vec<PathBuf> = self
             .dirs
             .iter()
@@ -198,6 +213,27 @@ fn relevant(event: &notify::Event, names: &HashSet<OsString>) -> bool {
             .paths
             .iter()
             .any(|p| p.file_name().is_some_and(|n| names.contains(n)))
+}
+
+/// Whether an event changed an entry of a watched directory.
+fn in_whole(event: &notify::Event, whole: &HashSet<PathBuf>) -> bool {
+    if whole.is_empty()
+        || matches!(
+            event.kind,
+            EventKind::Access(
+                AccessKind::Open(_)
+                    | AccessKind::Close(AccessMode::Read)
+                    | AccessKind::Read
+                    | AccessKind::Any
+            )
+        )
+    {
+        return false;
+    }
+    event
+        .paths
+        .iter()
+        .any(|p| p.parent().is_some_and(|d| whole.contains(d)))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 mod apply;
 mod concurrency;
+mod config;
 mod connect;
 mod credentials;
 mod faults;
