@@ -11,8 +11,10 @@
 //! ```
 
 pub mod apply;
+pub mod build_info;
 pub mod catalog;
 pub mod cli;
+pub mod completions;
 pub mod conninfo;
 pub mod daemon;
 pub mod db;
@@ -28,6 +30,7 @@ pub mod parallel;
 pub mod password;
 pub mod pgpass;
 pub mod plan;
+pub mod probe;
 pub mod reconcile;
 pub mod render;
 pub mod run;

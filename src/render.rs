@@ -1,5 +1,5 @@
 //! What `plan` and `status` print on stdout, as text for people or JSON for
-//! scripts. The JSON shapes are documented in the README and pinned by
+//! scripts. The JSON shapes are documented in docs/reference.md and pinned by
 //! snapshot tests.
 
 use serde::Serialize;

@@ -5,16 +5,27 @@ use std::io::Write;
 
 use tracing::{info, warn};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Command};
 use crate::desired::Desired;
 use crate::env::Env;
 use crate::error::Error;
 use crate::render::{self, Format};
 use crate::settings::{self, CommandSettings, Settings};
-use crate::{daemon, exit, logging, reconcile, status, users_file, wait};
+use crate::{completions, daemon, exit, logging, probe, reconcile, status, users_file, wait};
 
 /// Runs one command to completion and returns the exit code it earned.
 pub fn run(cli: Cli, env: Env) -> Result<i32, Error> {
+    // Utility commands need no settings, no input and no server.
+    match &cli.command {
+        Command::Probe { url, timeout } => {
+            return Ok(runtime()?.block_on(probe::command(url, *timeout)));
+        }
+        Command::Completions { shell } => {
+            completions::write(*shell, &mut std::io::stdout().lock());
+            return Ok(exit::SUCCESS);
+        }
+        _ => {}
+    }
     logging::init(cli.global.log_format, cli.global.log_level);
     let settings = settings::resolve(cli, &env)?;
     for w in &settings.conn.warnings {

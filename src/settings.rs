@@ -64,6 +64,10 @@ pub fn resolve(cli: Cli, env: &Env) -> Result<Settings, ConnError> {
             listen,
         }),
         Command::Wait { timeout } => CommandSettings::Wait { timeout },
+        // Need no connection settings; `run::run` answers them before this.
+        Command::Probe { .. } | Command::Completions { .. } => {
+            unreachable!("utility commands are handled before settings")
+        }
     };
     Ok(Settings {
         conn,

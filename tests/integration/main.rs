@@ -9,6 +9,7 @@ mod fixture;
 mod hostile;
 mod output;
 mod privilege;
+mod probe;
 mod run;
 mod secrecy;
 mod support;
