@@ -15,7 +15,7 @@
 //!   DATABASE ... OWNER, REVOKE CONNECT, TEMPORARY ... FROM PUBLIC), with
 //!   verifiers computed beforehand;
 //! * the floor of a no-op apply: N `ScramVerifier::matches` in this process,
-//!   on one thread and on every core (`pgtenant::parallel::map`).
+//!   on one thread and on every core (`pgtenant::reconcile::parallel::map`).
 //!
 //! Each measurement is repeated up to `--reps` times (default 3) while its
 //! accumulated time stays under `--budget` seconds (default 20); the median is
@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pgtenant::scram::{ScramVerifier, DEFAULT_ITERATIONS};
-use pgtenant::sql;
+use pgtenant::reconcile::scram::{ScramVerifier, DEFAULT_ITERATIONS};
+use pgtenant::server::sql;
 use server::PgServer;
 
 const USAGE: &str = "usage: bench [--bin PATH] [--reps R] [--budget SECONDS] [N...]";
@@ -353,14 +353,14 @@ fn floor_pairs(users: &[(String, String)]) -> Vec<(ScramVerifier, &str)> {
 }
 
 /// The floor of a no-op apply: one `matches` per tenant, in this process, on
-/// one thread or on every core (as pgtenant does, `pgtenant::parallel::map`).
+/// one thread or on every core (as pgtenant does, `pgtenant::reconcile::parallel::map`).
 /// Returns (wall, CPU) seconds: on a machine shared with other work, CPU time
 /// is the figure that other processes do not inflate.
 fn scram_floor(pairs: &[(ScramVerifier, &str)], all_cores: bool) -> (f64, f64) {
     let cpu_started = process_cpu_secs();
     let started = Instant::now();
     let ok = if all_cores {
-        pgtenant::parallel::map(pairs, |(v, p)| std::hint::black_box(v).matches(p))
+        pgtenant::reconcile::parallel::map(pairs, |(v, p)| std::hint::black_box(v).matches(p))
             .into_iter()
             .filter(|&m| m)
             .count()

@@ -1,10 +1,10 @@
 //! The top-level error: one variant per layer, each mapped to a documented
 //! exit code (see [`crate::exit`]).
 
-use crate::conninfo::ConnError;
-use crate::db::DbError;
 use crate::exit;
-use crate::users_file::InputError;
+use crate::input::conninfo::ConnError;
+use crate::input::users_file::InputError;
+use crate::server::db::DbError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

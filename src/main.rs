@@ -2,11 +2,11 @@
 //! documented exit code. Everything else lives in the library.
 
 use clap::Parser;
-use pgtenant::{cli::Cli, env::Env, exit, run};
+use pgtenant::{cli::Cli, commands, exit, input::env::Env};
 
 fn main() {
     let cli = Cli::parse();
-    let code = match run::run(cli, Env::from_process()) {
+    let code = match commands::run(cli, Env::from_process()) {
         Ok(code) => code,
         Err(e) => {
             e.log();

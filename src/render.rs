@@ -4,9 +4,9 @@
 
 use serde::Serialize;
 
-use crate::plan::{Action, Change, Plan};
-use crate::sql::quote_ident;
-use crate::status::Row;
+use crate::reconcile::plan::{Action, Change, Plan};
+use crate::reconcile::status::Row;
+use crate::server::sql::quote_ident;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -59,7 +59,7 @@ pub fn plan_text(plan: &Plan, tenants: usize) -> String {
 #[derive(Serialize)]
 struct PlanJson<'a> {
     changes: &'a [Change],
-    conflicts: &'a [crate::plan::Conflict],
+    conflicts: &'a [crate::reconcile::plan::Conflict],
     in_sync: bool,
 }
 
@@ -86,7 +86,7 @@ pub fn status_text(rows: &[Row]) -> String {
                     ("present", false) => "no".to_owned(),
                     _ => "missing".to_owned(),
                 },
-                if r.database_state == crate::status::Presence::Present {
+                if r.database_state == crate::reconcile::status::Presence::Present {
                     quote_ident(&r.database)
                 } else {
                     format!("{} (missing)", quote_ident(&r.database))

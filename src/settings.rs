@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::{Cli, Command, LogFormat, LogLevel};
-use crate::conninfo::{self, ConnError, ConnFlags, ConnSettings};
-use crate::env::Env;
-use crate::plan::Options;
+use crate::input::conninfo::{self, ConnError, ConnFlags, ConnSettings};
+use crate::input::env::Env;
+use crate::reconcile::plan::Options;
 use crate::render::Format;
 
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use pgtenant::users_file::{self, InputError};
+use pgtenant::input::users_file::{self, InputError};
 
 /// `data` with the password part (after the first ':') of every UTF-8 line
 /// replaced: each character by 'Q', NULs kept (they are an error of their own).

@@ -53,7 +53,7 @@ impl LockHolder {
                 client
                     .execute(
                         "SELECT pg_advisory_lock($1)",
-                        &[&pgtenant::db::ADVISORY_LOCK_KEY],
+                        &[&pgtenant::server::db::ADVISORY_LOCK_KEY],
                     )
                     .await
                     .expect("take the advisory lock");

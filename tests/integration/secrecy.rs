@@ -121,7 +121,8 @@ fn setup() -> Setup {
     // The admin pgtenant uses: a superuser of its own, whose password only
     // the file below holds.
     // The statement is logged: give it a verifier, never the password.
-    let verifier = pgtenant::scram::ScramVerifier::generate(ADMIN_PASSWORD, 4096).unwrap();
+    let verifier =
+        pgtenant::reconcile::scram::ScramVerifier::generate(ADMIN_PASSWORD, 4096).unwrap();
     server.query(&format!(
         "CREATE ROLE secadmin LOGIN SUPERUSER PASSWORD '{verifier}'"
     ));

@@ -381,23 +381,25 @@ async fn sessions_are_encrypted_as_the_mode_says_with_channel_binding() {
     let encrypted = |mode: &'static str, user: &'static str, password: String| {
         let port = port.clone();
         async move {
-            let env = pgtenant::env::Env::from_pairs([
+            let env = pgtenant::input::env::Env::from_pairs([
                 ("PGHOST", "127.0.0.1".to_owned()),
                 ("PGPORT", port),
                 ("PGUSER", user.to_owned()),
                 ("PGPASSWORD", password),
                 ("PGSSLMODE", mode.to_owned()),
             ]);
-            let settings =
-                pgtenant::conninfo::resolve(&pgtenant::conninfo::ConnFlags::default(), &env)
-                    .expect("resolve");
+            let settings = pgtenant::input::conninfo::resolve(
+                &pgtenant::input::conninfo::ConnFlags::default(),
+                &env,
+            )
+            .expect("resolve");
             let mut config = settings.pg_config();
             if mode != "disable" && mode != "allow" {
                 config.channel_binding(tokio_postgres::config::ChannelBinding::Require);
             }
-            let (client, connection) = pgtenant::tls::connect(&settings, config)
+            let (client, connection) = pgtenant::server::tls::connect(&settings, config)
                 .await
-                .unwrap_or_else(|e| panic!("{mode}: {}", pgtenant::db::describe(&e)));
+                .unwrap_or_else(|e| panic!("{mode}: {}", pgtenant::server::db::describe(&e)));
             tokio::spawn(connection);
             let row = client
                 .query_one(

@@ -16,7 +16,7 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::desired::{Desired, Origin, Password, Tenant};
+use crate::input::desired::{Desired, Origin, Password, Tenant};
 
 /// PostgreSQL's NAMEDATALEN - 1: longer identifiers are silently truncated by
 /// the server, so two long names could end up as the same role.
@@ -146,7 +146,7 @@ pub struct Parsed {
 pub fn load(path: &Path, admin_user: &str) -> Result<Parsed, InputError> {
     let bytes = read_bounded(path)?;
     let mut parsed = parse(path, &bytes, admin_user)?;
-    if let Some(message) = crate::secret_file::permission_warning(path) {
+    if let Some(message) = crate::input::secret_file::permission_warning(path) {
         // Line 0: the warning is about the whole file.
         parsed.warnings.insert(
             0,

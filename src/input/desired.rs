@@ -1,7 +1,7 @@
 //! The desired state: the tenants that the input asks for.
 //!
 //! A tenant is a login role and the database `<role>_db` it owns. Values here
-//! are already validated by [`crate::users_file`]; nothing in this module talks
+//! are already validated by [`crate::input::users_file`]; nothing in this module talks
 //! to a server.
 
 use std::fmt;

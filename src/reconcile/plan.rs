@@ -7,10 +7,10 @@
 
 use serde::Serialize;
 
-use crate::catalog::{Observed, ObservedDatabase};
-use crate::desired::{Desired, Tenant};
-use crate::password::PasswordCheck;
-use crate::sql::quote_ident;
+use crate::input::desired::{Desired, Tenant};
+use crate::reconcile::password::PasswordCheck;
+use crate::server::catalog::{Observed, ObservedDatabase};
+use crate::server::sql::quote_ident;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -341,9 +341,9 @@ pub fn is_isolated(db: &ObservedDatabase, role: &str, schema_fix: bool) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{ObservedRole, SchemaState, ServerInfo};
-    use crate::desired::{Origin, Password};
-    use crate::password::PasswordEncryption;
+    use crate::input::desired::{Origin, Password};
+    use crate::reconcile::password::PasswordEncryption;
+    use crate::server::catalog::{ObservedRole, SchemaState, ServerInfo};
     use std::collections::HashMap;
 
     fn server(version_num: u32) -> ServerInfo {

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::env::Env;
-use crate::pgpass::{self, Lookup, PgpassError};
-use crate::secret_file::{self, SecretFileError, Source};
+use crate::input::env::Env;
+use crate::input::pgpass::{self, Lookup, PgpassError};
+use crate::input::secret_file::{self, SecretFileError, Source};
 
 /// libpq's default port.
 pub const DEFAULT_PORT: u16 = 5432;
@@ -40,7 +40,7 @@ pub const DEFAULT_APPLICATION_NAME: &str = "pgtenant";
 /// wait lets the caller retry or surface the problem.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// libpq's `sslmode`; [`crate::tls`] gives each its meaning.
+/// libpq's `sslmode`; [`crate::server::tls`] gives each its meaning.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SslMode {
     Disable,
@@ -524,7 +524,7 @@ impl ConnSettings {
     ///
     /// tokio-postgres knows only three TLS modes. `allow` becomes `prefer`
     /// and `verify-ca` / `verify-full` become `require`: certificate
-    /// verification and the order of attempts are [`crate::tls::connect`]'s
+    /// verification and the order of attempts are [`crate::server::tls::connect`]'s
     /// job, which sets the mode of each attempt itself.
     pub fn pg_config(&self) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();

@@ -3,7 +3,7 @@
 //!
 //! This module owns the decision "in sync / differs / md5 upgrade / unknown /
 //! missing" and the md5 verifier format. Passwords reach the server only as
-//! verifiers computed here (SCRAM via [`crate::scram`]), never in clear text,
+//! verifiers computed here (SCRAM via [`crate::reconcile::scram`]), never in clear text,
 //! and an existing secret is checked with its own salt, never re-salted, so a
 //! no-op run stays a no-op.
 //!
@@ -14,7 +14,7 @@ use std::fmt;
 
 use md5::{Digest, Md5};
 
-use crate::scram::{ct_eq, ScramVerifier};
+use crate::reconcile::scram::{ct_eq, ScramVerifier};
 
 /// The server's `password_encryption`: the kind of verifier to store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -224,7 +224,7 @@ fn decode_lower_hex_16(s: &str) -> Option<[u8; 16]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scram::DEFAULT_ITERATIONS;
+    use crate::reconcile::scram::DEFAULT_ITERATIONS;
     use PasswordCheck::*;
     use PasswordEncryption::{Md5 as WantMd5, ScramSha256 as WantScram};
 

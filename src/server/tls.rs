@@ -14,7 +14,7 @@
 //! | `verify-full` | TLS                               | chain and host name                      |
 //!
 //! The root certificates come from `PGSSLROOTCERT`, else from libpq's default
-//! `~/.postgresql/root.crt` (resolved in [`crate::conninfo`]); with
+//! `~/.postgresql/root.crt` (resolved in [`crate::input::conninfo`]); with
 //! `PGSSLROOTCERT=system`, from the system's bundle (`SSL_CERT_FILE`, else
 //! the usual distribution paths). A file named by `PGSSLROOTCERT` must exist
 //! (libpq would silently skip a missing one outside the `verify-*` modes);
@@ -54,7 +54,7 @@ use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream}
 use tokio_postgres::{Client, Config, Socket};
 use tracing::warn;
 
-use crate::conninfo::{ConnSettings, Host, SslMode};
+use crate::input::conninfo::{ConnSettings, Host, SslMode};
 
 /// A connection's background task, as [`connect`] returns it.
 pub type Connection = tokio_postgres::Connection<Socket, PgTlsStream>;
@@ -114,7 +114,7 @@ pub async fn connect(
             sslmode = %settings.sslmode,
             "connecting to {} {what} failed ({}); retrying {next}, as PGSSLMODE={} allows",
             settings.endpoint(),
-            crate::db::describe(&error),
+            crate::server::error::describe(&error),
             settings.sslmode
         );
         first_error = Some(error);
@@ -262,7 +262,7 @@ fn load_roots(path: &Path, lenient: bool) -> Result<Arc<RootCertStore>, TlsError
         TlsError::Setup(format!(
             "failed to read {}: {}",
             what(),
-            crate::secret_file::describe_io(&e)
+            crate::input::secret_file::describe_io(&e)
         ))
     })?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
@@ -461,7 +461,7 @@ fn describe_handshake(e: &io::Error, source: Option<&RootSource>) -> String {
     let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) else {
         return format!(
             "tls handshake failed: {}",
-            crate::secret_file::describe_io(e)
+            crate::input::secret_file::describe_io(e)
         );
     };
     match tls {

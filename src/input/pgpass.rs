@@ -16,7 +16,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use crate::secret_file::describe_io;
+use crate::input::secret_file::describe_io;
 
 /// The outcome of a lookup.
 #[derive(Clone, PartialEq, Eq)]

@@ -6,14 +6,14 @@ use std::collections::HashMap;
 use tokio_postgres::Client;
 use tracing::{error, info};
 
-use crate::catalog::ServerInfo;
-use crate::conninfo::ConnSettings;
-use crate::db::{self, DbError};
-use crate::desired::Desired;
-use crate::password;
-use crate::plan::{Action, PasswordReason, Plan, Step};
-use crate::reconcile::CheckCache;
-use crate::sql::{self, quote_ident, Statement};
+use crate::input::conninfo::ConnSettings;
+use crate::input::desired::Desired;
+use crate::reconcile::check::CheckCache;
+use crate::reconcile::password;
+use crate::reconcile::plan::{Action, PasswordReason, Plan, Step};
+use crate::server::catalog::ServerInfo;
+use crate::server::db::{self, DbError};
+use crate::server::sql::{self, quote_ident, Statement};
 
 /// What happened to one tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +22,7 @@ pub enum Outcome {
     /// Its role or database was created.
     Created,
     Updated,
-    /// pgtenant refused to manage it (see [`crate::plan::Conflict`]).
+    /// pgtenant refused to manage it (see [`crate::reconcile::plan::Conflict`]).
     Refused(String),
     Failed(String),
 }
@@ -138,7 +138,7 @@ fn make_verifiers(
         .collect();
     let encryption = server.password_encryption;
     let iterations = server.scram_iterations_or_default();
-    let results = crate::parallel::map(&wanted, |(role, password)| {
+    let results = crate::reconcile::parallel::map(&wanted, |(role, password)| {
         password::new_verifier(password, role, encryption, iterations)
     });
     wanted

@@ -114,6 +114,7 @@ impl Watcher {
         }
     }
 
+    #[cfg(test)]
     pub fn watched_dirs(&self) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = self.dirs.iter().cloned().collect();
         dirs.sort();

@@ -3,7 +3,7 @@
 //! state, whether the input is valid and whether the server is up.
 //!
 //! This module owns the metric names and their registry; the loop in
-//! [`crate::daemon`] records into them and [`crate::health`] serves them.
+//! [`crate::sidecar::daemon`] records into them and [`crate::sidecar::health`] serves them.
 //! Metrics are atomics inside the `prometheus-client` types, so recording
 //! takes no lock and encoding reads a consistent-enough snapshot.
 

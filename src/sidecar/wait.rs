@@ -14,9 +14,9 @@ use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 use tracing::{error, info};
 
-use crate::conninfo::ConnSettings;
-use crate::db;
 use crate::duration;
+use crate::input::conninfo::ConnSettings;
+use crate::server::db;
 
 /// First delay after a "not yet"; doubled up to [`NOT_YET_MAX`].
 pub const NOT_YET_MIN: Duration = Duration::from_millis(100);
@@ -66,7 +66,7 @@ pub fn classify(e: &tokio_postgres::Error) -> ProbeError {
     if e.is_closed() {
         return ProbeError::NotYet("connection closed".to_owned());
     }
-    if crate::tls::is_tls_error(e) {
+    if crate::server::tls::is_tls_error(e) {
         // A rejected certificate does not go away by waiting.
         return ProbeError::Real(db::describe(e));
     }
@@ -143,7 +143,7 @@ impl Drop for Session {
 /// One probe: connect and run a query. The session is kept on success.
 pub async fn probe(settings: &ConnSettings) -> Result<Session, ProbeError> {
     // The same connector as every other session: sslmode means the same.
-    let (client, connection) = crate::tls::connect(settings, settings.pg_config())
+    let (client, connection) = crate::server::tls::connect(settings, settings.pg_config())
         .await
         .map_err(|e| classify(&e))?;
     let connection = tokio::spawn(connection);
@@ -225,6 +225,7 @@ impl Waiter {
 
     /// The credentials changed: the next probe should not wait out a long
     /// backoff earned with the old ones.
+    #[cfg(test)]
     pub fn reset_backoff(&mut self) {
         self.backoff = Duration::ZERO;
         self.last = None;
@@ -240,16 +241,12 @@ impl Waiter {
         let after = duration::seconds(self.started.elapsed());
         info!(endpoint = %self.endpoint, "postgres is up after {after}");
     }
-
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
 }
 
 /// `pgtenant wait [--timeout D]`: exit 0 once the server is up, 1 on
 /// timeout or when stopped by a signal first.
 pub async fn command(settings: &ConnSettings, timeout: Option<Duration>) -> i32 {
-    let mut shutdown = match crate::daemon::Shutdown::new() {
+    let mut shutdown = match crate::sidecar::shutdown::Shutdown::new() {
         Ok(s) => s,
         Err(e) => {
             error!("failed to install signal handlers: {e}");

@@ -3,10 +3,10 @@
 
 use serde::Serialize;
 
-use crate::catalog::Observed;
-use crate::desired::Desired;
-use crate::password::PasswordCheck;
-use crate::plan;
+use crate::input::desired::Desired;
+use crate::reconcile::password::PasswordCheck;
+use crate::reconcile::plan;
+use crate::server::catalog::Observed;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

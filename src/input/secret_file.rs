@@ -15,7 +15,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::env::Env;
+use crate::input::env::Env;
 
 /// The largest secret file read, in bytes. Secrets are short; anything bigger
 /// is a wrong path (a log file, a device) and is refused without being read

@@ -2,7 +2,7 @@
 //! input, read in a fixed number of queries whatever the number of tenants.
 //!
 //! All names are schema-qualified and the session runs with an empty
-//! `search_path` (see [`crate::db`]), so no object a tenant creates can shadow
+//! `search_path` (see [`crate::server::db`]), so no object a tenant creates can shadow
 //! a catalog function.
 
 use std::collections::HashMap;
@@ -10,8 +10,8 @@ use std::fmt;
 
 use tokio_postgres::Client;
 
-use crate::db::{self, DbError};
-use crate::password::PasswordEncryption;
+use crate::reconcile::password::PasswordEncryption;
+use crate::server::db::{self, DbError};
 
 /// Facts about the server and the admin role that shape the SQL pgtenant sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +48,7 @@ impl ServerInfo {
 
     pub fn scram_iterations_or_default(&self) -> u32 {
         self.scram_iterations
-            .unwrap_or(crate::scram::DEFAULT_ITERATIONS)
+            .unwrap_or(crate::reconcile::scram::DEFAULT_ITERATIONS)
     }
 }
 
@@ -248,7 +248,7 @@ pub async fn public_schema(client: &Client) -> Result<Option<SchemaState>, DbErr
 /// On servers that need the schema fix, reads schema `public` of every
 /// existing tenant database (one short connection each, a few at a time).
 pub async fn observe_public_schemas(
-    settings: &crate::conninfo::ConnSettings,
+    settings: &crate::input::conninfo::ConnSettings,
     observed: &mut Observed,
 ) -> Result<(), DbError> {
     if !observed.server.needs_public_schema_fix() {

@@ -2,51 +2,28 @@
 //! what differs. The commands `apply`, `plan` and `status` and the long-running
 //! mode all go through here.
 
-use std::collections::HashSet;
+pub(crate) mod apply;
+pub(crate) mod check;
+pub mod parallel;
+pub(crate) mod password;
+pub(crate) mod plan;
+pub mod scram;
+pub(crate) mod status;
+
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 use tracing::{info, warn};
 
-use crate::apply::{self, Outcome, TenantOutcome};
-use crate::catalog::{self, Observed, ServerInfo};
-use crate::conninfo::ConnSettings;
-use crate::db::{self, DbError};
-use crate::desired::Desired;
-use crate::password::{self, PasswordCheck};
-use crate::plan::{self, Options, Plan};
-
-/// Remembers, in memory only, which (role, stored secret, password) triples
-/// were already found to match, so a resync in which nothing changed does not
-/// recompute SCRAM keys. Only digests are kept.
-#[derive(Default)]
-pub struct CheckCache {
-    in_sync: HashSet<[u8; 32]>,
-}
-
-impl CheckCache {
-    fn key(role: &str, stored: &str, password: &str) -> [u8; 32] {
-        let mut h = Sha256::new();
-        for part in [role, stored, password] {
-            h.update((part.len() as u64).to_le_bytes());
-            h.update(part.as_bytes());
-        }
-        h.finalize().into()
-    }
-    pub fn len(&self) -> usize {
-        self.in_sync.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.in_sync.is_empty()
-    }
-    /// Records that `stored` is a verifier of `password` for `role`: apply
-    /// just set it, so the next resync need not derive it again.
-    pub fn remember(&mut self, role: &str, stored: &str, password: &str) {
-        self.in_sync.insert(Self::key(role, stored, password));
-    }
-}
+use crate::input::conninfo::ConnSettings;
+use crate::input::desired::Desired;
+use crate::reconcile::apply::{Outcome, TenantOutcome};
+use crate::reconcile::check::CheckCache;
+use crate::reconcile::password::PasswordCheck;
+use crate::reconcile::plan::{Options, Plan};
+use crate::server::catalog::{self, Observed, ServerInfo};
+use crate::server::db::{self, DbError};
 
 /// Checks every tenant's password against its stored secret, on all cores,
 /// skipping the checks the cache already vouches for.
@@ -75,7 +52,7 @@ pub fn check_passwords(
         })
         .collect();
     let work: Vec<usize> = (0..inputs.len()).filter(|&i| !cached[i]).collect();
-    let results = crate::parallel::map(&work, |&i| {
+    let results = crate::reconcile::parallel::map(&work, |&i| {
         let (role, stored, pw) = inputs[i];
         password::check(
             stored,

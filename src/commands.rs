@@ -6,12 +6,15 @@ use std::io::Write;
 use tracing::{info, warn};
 
 use crate::cli::{Cli, Command};
-use crate::desired::Desired;
-use crate::env::Env;
 use crate::error::Error;
+use crate::input::desired::Desired;
+use crate::input::env::Env;
 use crate::render::{self, Format};
 use crate::settings::{self, CommandSettings, Settings};
-use crate::{completions, daemon, exit, logging, probe, reconcile, status, users_file, wait};
+use crate::{
+    completions, exit, input::users_file, logging, reconcile, reconcile::status, sidecar::daemon,
+    sidecar::probe, sidecar::wait,
+};
 
 /// Runs one command to completion and returns the exit code it earned.
 pub fn run(cli: Cli, env: Env) -> Result<i32, Error> {

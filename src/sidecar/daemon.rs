@@ -6,7 +6,7 @@
 //! goes back to waiting when the server goes away, and stops on SIGTERM or
 //! SIGINT in any state. In the spirit of a Kubernetes controller: one
 //! reconcile function, an error policy (backoff, readiness), and a metrics
-//! context, all reading one state that the HTTP side ([`crate::health`])
+//! context, all reading one state that the HTTP side ([`crate::sidecar::health`])
 //! shares.
 //!
 //! ```text
@@ -23,24 +23,23 @@
 //! recomputed from the catalog each time, so a tenant left half-created
 //! (role without database) is completed by the next run.
 
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{debug, error, info, warn};
 
-use crate::apply::Outcome;
-use crate::conninfo::{self, ConnSettings};
-use crate::desired::Desired;
-use crate::health::{self, Probe};
-use crate::metrics::{Metrics, ReconcileResult};
-use crate::reconcile::{self, CheckCache};
+use crate::input::conninfo::{self, ConnSettings};
+use crate::input::desired::Desired;
+use crate::reconcile::apply::Outcome;
+use crate::reconcile::{self, check::CheckCache};
 use crate::settings::{RunSettings, Settings};
-use crate::wait::{self, Session, Waiter};
-use crate::watch::Watcher;
-use crate::{duration, exit, users_file};
+use crate::sidecar::health::{self, Probe};
+use crate::sidecar::metrics::{Metrics, ReconcileResult};
+use crate::sidecar::shutdown::Shutdown;
+use crate::sidecar::wait::{self, Session, Waiter};
+use crate::sidecar::watch::Watcher;
+use crate::{duration, exit, input::users_file};
 
 /// After the first event, re-read once no event came for this long...
 const SETTLE_QUIET: Duration = Duration::from_millis(200);
@@ -51,48 +50,6 @@ const SETTLE_MAX: Duration = Duration::from_millis(500);
 /// at most [`FAILURE_BACKOFF_MAX`]).
 const FAILURE_BACKOFF_MIN: Duration = Duration::from_secs(5);
 const FAILURE_BACKOFF_MAX: Duration = Duration::from_secs(300);
-
-/// SIGTERM or SIGINT, whichever comes first. Installed before anything
-/// else, so that a signal is never handled by the default action (which
-/// would kill the process with no clean exit code).
-pub struct Shutdown {
-    term: Signal,
-    int: Signal,
-    received: bool,
-}
-
-impl Shutdown {
-    pub fn new() -> std::io::Result<Self> {
-        Ok(Shutdown {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-            received: false,
-        })
-    }
-
-    /// Resolves when a signal came (at once if one already did). Cancel-safe.
-    pub async fn wait(&mut self) {
-        if self.received {
-            return;
-        }
-        let name = tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
-        };
-        info!(signal = name, "received {name}, stopping");
-        self.received = true;
-    }
-
-    /// Runs `fut` unless a signal comes first; `None` then, and `fut` is
-    /// dropped where it stands.
-    pub async fn guard<F: Future>(&mut self, fut: F) -> Option<F::Output> {
-        tokio::select! {
-            biased;
-            _ = self.wait() => None,
-            out = fut => Some(out),
-        }
-    }
-}
 
 /// What `/readyz` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -579,7 +536,8 @@ mod tests {
 
     #[test]
     fn fingerprint_sees_a_password_change() {
-        let env = |pw: &str| crate::env::Env::from_pairs([("PGPASSWORD", pw), ("PGHOST", "db")]);
+        let env =
+            |pw: &str| crate::input::env::Env::from_pairs([("PGPASSWORD", pw), ("PGHOST", "db")]);
         let flags = conninfo::ConnFlags::default();
         let a = conninfo::resolve(&flags, &env("one")).unwrap();
         let b = conninfo::resolve(&flags, &env("two")).unwrap();

@@ -6,7 +6,8 @@ use std::future::Future;
 use tokio::task::JoinSet;
 use tokio_postgres::Client;
 
-use crate::conninfo::ConnSettings;
+use crate::input::conninfo::ConnSettings;
+pub use crate::server::error::describe;
 
 /// The key of the session-level advisory lock that serializes pgtenant runs
 /// against one server: the bytes of "pgtenant".
@@ -62,43 +63,6 @@ impl DbError {
     }
 }
 
-/// A one-line, lowercase description of a driver error. Server errors carry
-/// their own message and SQLSTATE; they never contain statement text.
-pub fn describe(e: &tokio_postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        let mut s = format!("{} (SQLSTATE {})", db.message(), db.code().code());
-        if let Some(detail) = db.detail() {
-            s.push_str(": ");
-            s.push_str(detail);
-        }
-        return s;
-    }
-    if e.is_closed() {
-        return "connection closed".to_owned();
-    }
-    // The driver's own text is "error connecting to server: Connection refused
-    // (os error 111)"; keep only the cause.
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text = s.to_string();
-        source = s.source();
-    }
-    // "Connection refused (os error 111)": the errno adds nothing for people.
-    if let Some(i) = text.find(" (os error ") {
-        text.truncate(i);
-    }
-    lowercase_first(&text)
-}
-
-fn lowercase_first(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(c) if !s.starts_with("SQLSTATE") => c.to_lowercase().chain(chars).collect(),
-        _ => s.to_owned(),
-    }
-}
-
 fn connect_error(settings: &ConnSettings, dbname: &str, e: tokio_postgres::Error) -> DbError {
     let sqlstate = e.code().map(|c| c.code().to_owned());
     let message = describe(&e);
@@ -109,7 +73,7 @@ fn connect_error(settings: &ConnSettings, dbname: &str, e: tokio_postgres::Error
         Some(_) => false,
         // A rejected certificate or a missing root certificate file does not
         // go away by waiting.
-        None => !crate::tls::is_tls_error(&e),
+        None => !crate::server::tls::is_tls_error(&e),
     };
     let endpoint = if dbname == settings.dbname {
         settings.endpoint()
@@ -130,7 +94,7 @@ pub async fn connect(settings: &ConnSettings, dbname: Option<&str>) -> Result<Cl
     let mut config = settings.pg_config();
     let dbname = dbname.unwrap_or(&settings.dbname).to_owned();
     config.dbname(&dbname);
-    let (client, connection) = crate::tls::connect(settings, config)
+    let (client, connection) = crate::server::tls::connect(settings, config)
         .await
         .map_err(|e| connect_error(settings, &dbname, e))?;
     tokio::spawn(async move {

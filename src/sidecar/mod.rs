@@ -1,0 +1,11 @@
+//! The long-running commands `run` and `wait`: the loop and its state,
+//! shutdown, watching the input, and the HTTP side (health, metrics, and
+//! `probe`, the client a healthcheck runs).
+
+pub(crate) mod daemon;
+pub(crate) mod health;
+pub(crate) mod metrics;
+pub(crate) mod probe;
+pub(crate) mod shutdown;
+pub(crate) mod wait;
+pub(crate) mod watch;
