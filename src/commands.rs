@@ -1,19 +1,19 @@
-//! The commands, wired together: settings, input, reconcile, output. `main`
-//! only parses the command line and maps the result to an exit code.
+//! The commands, wired together: settings, input, reconcile, output. This
+//! and `main` are the only places that pick an exit code.
 
 use std::io::Write;
 
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::cli::{Cli, Command};
 use crate::error::Error;
-use crate::input::desired::Desired;
 use crate::input::env::Env;
+use crate::input::{self, Input, LoadError};
 use crate::render::{self, Format};
 use crate::settings::{self, CommandSettings, Settings};
 use crate::{
-    completions, exit, input::users_file, logging, reconcile, reconcile::status, sidecar::daemon,
-    sidecar::probe, sidecar::wait,
+    completions, exit, logging, reconcile, reconcile::status, sidecar::daemon, sidecar::probe,
+    sidecar::wait,
 };
 
 /// Runs one command to completion and returns the exit code it earned.
@@ -30,23 +30,25 @@ pub fn run(cli: Cli, env: Env) -> Result<i32, Error> {
         _ => {}
     }
     logging::init(cli.global.log_format, cli.global.log_level);
-    let settings = settings::resolve(cli, &env)?;
-    for w in &settings.conn.warnings {
-        warn!("{w}");
-    }
+    let settings = settings::resolve(cli, env);
     // The long-running commands read their input themselves (`wait` needs
-    // none; `run` keeps going on an invalid one and reads it again on change).
+    // none; `run` keeps going on an invalid one and reads it again on change),
+    // but the admin connection must resolve before they start.
     match &settings.command {
         CommandSettings::Run(run) => {
-            return Ok(runtime()?.block_on(daemon::run(&settings, run)));
+            let conn = connection(&settings)?;
+            runtime()?.block_on(daemon::run(&settings, conn, run))?;
+            return Ok(exit::SUCCESS);
         }
         CommandSettings::Wait { timeout } => {
-            return Ok(runtime()?.block_on(wait::command(&settings.conn, *timeout)));
+            let conn = connection(&settings)?;
+            runtime()?.block_on(wait::command(&conn, *timeout))?;
+            return Ok(exit::SUCCESS);
         }
         _ => {}
     }
-    let desired = load_input(&settings)?;
-    runtime()?.block_on(dispatch(&settings, &desired))
+    let input = load_input(&settings)?;
+    runtime()?.block_on(dispatch(&settings, &input))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
@@ -56,20 +58,34 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(Error::Runtime)
 }
 
-/// Reads and validates the whole users file before anything touches the
-/// server.
-pub fn load_input(settings: &Settings) -> Result<Desired, Error> {
-    let parsed = users_file::load(&settings.users_file, &settings.conn.user)?;
-    for w in &parsed.warnings {
-        warn!(file = %w.origin.file.display(), line = w.origin.line, "{w}");
-    }
-    Ok(parsed.desired)
+/// The admin connection alone, its warnings logged.
+fn connection(settings: &Settings) -> Result<input::conninfo::ConnSettings, Error> {
+    let conn = input::connection(&settings.sources)?;
+    input::conn_warnings(&conn).for_each(|w| w.log());
+    Ok(conn)
 }
 
-async fn dispatch(settings: &Settings, desired: &Desired) -> Result<i32, Error> {
+/// Reads and validates the whole input before anything touches the server;
+/// logs its warnings.
+fn load_input(settings: &Settings) -> Result<Input, Error> {
+    match input::load(&settings.sources) {
+        Ok(input) => {
+            input.warnings.iter().for_each(input::Warning::log);
+            Ok(input)
+        }
+        Err(LoadError::Conn(e)) => Err(e.into()),
+        Err(LoadError::Users { error, conn }) => {
+            input::conn_warnings(&conn).for_each(|w| w.log());
+            Err(error.into())
+        }
+    }
+}
+
+async fn dispatch(settings: &Settings, input: &Input) -> Result<i32, Error> {
+    let (conn, desired) = (&input.conn, &input.desired);
     match settings.command {
         CommandSettings::Apply => {
-            let report = reconcile::apply(&settings.conn, desired, settings.options, None).await?;
+            let report = reconcile::apply(conn, desired, settings.options, None).await?;
             report.log_summary();
             let s = report.summary();
             if s.failed > 0 {
@@ -81,7 +97,7 @@ async fn dispatch(settings: &Settings, desired: &Desired) -> Result<i32, Error> 
             Ok(exit::SUCCESS)
         }
         CommandSettings::Plan { exit_code, output } => {
-            let (plan, _) = reconcile::plan(&settings.conn, desired, settings.options).await?;
+            let (plan, _) = reconcile::plan(conn, desired, settings.options).await?;
             let text = match output {
                 Format::Text => render::plan_text(&plan, desired.tenants.len()),
                 Format::Json => render::plan_json(&plan),
@@ -100,9 +116,9 @@ async fn dispatch(settings: &Settings, desired: &Desired) -> Result<i32, Error> 
             Ok(exit::SUCCESS)
         }
         CommandSettings::Status { output } => {
-            let (client, server) = reconcile::open(&settings.conn).await?;
+            let (client, server) = reconcile::open(conn).await?;
             let (observed, checks) =
-                reconcile::observe(&client, &settings.conn, server, desired, None).await?;
+                reconcile::observe(&client, conn, server, desired, None).await?;
             let rows = status::rows(desired, &observed, &checks);
             print(&match output {
                 Format::Text => render::status_text(&rows),

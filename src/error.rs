@@ -5,6 +5,7 @@ use crate::exit;
 use crate::input::conninfo::ConnError;
 use crate::input::users_file::InputError;
 use crate::server::db::DbError;
+use crate::sidecar::error::SidecarError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -18,6 +19,8 @@ pub enum Error {
     TenantsFailed { failed: usize, total: usize },
     #[error("failed to start the runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(transparent)]
+    Sidecar(#[from] SidecarError),
 }
 
 impl Error {
@@ -39,14 +42,31 @@ impl Error {
                     if lines.len() == 1 { "" } else { "s" }
                 );
             }
+            Error::Sidecar(SidecarError::NotUp { endpoint, .. }) => {
+                tracing::error!(endpoint = %endpoint, "{self}")
+            }
+            // The signal that stopped it was logged when it came.
+            Error::Sidecar(SidecarError::Stopped) => {}
             other => tracing::error!("{other}"),
         }
+    }
+
+    /// Whether `main` prints the error on stderr when logging is filtered
+    /// out (`--log-level off`): the reason a command failed must show. `wait`
+    /// ends quietly then, as a probe run by a script should.
+    pub fn echo_when_unlogged(&self) -> bool {
+        !matches!(
+            self,
+            Error::Sidecar(SidecarError::NotUp { .. } | SidecarError::Stopped)
+        )
     }
 
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Settings(_) | Error::Input(_) => exit::INVALID_INPUT,
-            Error::Db(_) | Error::TenantsFailed { .. } | Error::Runtime(_) => exit::FAILURE,
+            Error::Db(_) | Error::TenantsFailed { .. } | Error::Runtime(_) | Error::Sidecar(_) => {
+                exit::FAILURE
+            }
         }
     }
 }

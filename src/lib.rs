@@ -1,15 +1,46 @@
 //! pgtenant: declarative, idempotent provisioning of tenant roles and databases
-//! on a shared PostgreSQL server.
+//! on a shared PostgreSQL server. The library serves the binary, the fuzz
+//! targets and the benchmark; its internals are `pub(crate)`.
 //!
-//! Data flows one way, and each stage is its own folder:
+//! # The map
+//!
+//! Data flows one way, and each stage is a folder (ARCHITECTURE.md has the
+//! invariants):
 //!
 //! ```text
-//! users file, flags, env  -> settings + desired   (input/, settings)
-//! server catalog          -> observed             (server/)
-//! plan(desired, observed) -> Vec<Change>          (reconcile/plan; pure)
-//! apply(changes)          -> SQL on the server    (reconcile/apply, server/sql)
-//! run, wait               -> the sidecar loop     (sidecar/)
+//! flags, env, users file, credential files -> Input { conn, desired }  input/  (input::load)
+//! server catalog                           -> Observed                 server/ (server::catalog)
+//! plan(desired, observed)                  -> Plan                     reconcile/plan (pure)
+//! apply(plan)                              -> SQL on the server        reconcile/apply, server/sql
+//! run, wait                                -> the loop over the above  sidecar/
 //! ```
+//!
+//! - [`input`]: everything read from outside, validated as a whole before the
+//!   first connection. [`input::load`] is the one loader; nothing else reads
+//!   the environment (a snapshot taken in `main`). Secrets live in
+//!   [`input::secret::Password`] only.
+//! - [`server`]: talking to PostgreSQL. Connections, the advisory lock, TLS,
+//!   the catalog, and every statement's text with all quoting
+//!   ([`server::sql`]). Driver errors are classified once, when our error is
+//!   built ([`server::error::ErrorKind`]).
+//! - [`reconcile`]: one pass of desired x observed -> plan -> apply, the
+//!   password checks (SCRAM and md5 verifiers, never re-salted) and `status`.
+//! - `sidecar`: `pgtenant run` and `pgtenant wait`; the loop's decisions are a
+//!   pure function (`sidecar::decide`); health, metrics, file watching.
+//! - At the top: the command line (`cli`, `settings`), the dispatch
+//!   ([`commands`], which with `main` alone picks exit codes), errors and
+//!   exit codes (`error`, [`exit`]), logging, rendering for people and JSON,
+//!   durations, and how messages are worded (`message`).
+//!
+//! # Where to change what
+//!
+//! | to add...          | change |
+//! |--------------------|--------|
+//! | a role property    | `input/desired.rs`, its source in `input/`, `server/catalog.rs`, `reconcile/plan.rs`, `server/sql.rs`, `reconcile/apply.rs`, `render.rs` |
+//! | an input format    | a new file in `input/`, called from `input::load`; its files in `Input::watched` |
+//! | a SQL statement    | `server/sql.rs` (the text and its quoting), called from `reconcile/apply.rs` |
+//! | a metric           | `sidecar/metrics.rs`, recorded in `sidecar/daemon.rs` |
+//! | a command          | `cli.rs`, `settings.rs`, `commands.rs`, the help snapshot |
 
 pub mod build_info;
 pub mod cli;
@@ -20,8 +51,11 @@ pub(crate) mod error;
 pub mod exit;
 pub mod input;
 pub(crate) mod logging;
+pub(crate) mod message;
 pub mod reconcile;
 pub(crate) mod render;
 pub mod server;
 pub(crate) mod settings;
 pub(crate) mod sidecar;
+#[cfg(test)]
+pub(crate) mod testutil;

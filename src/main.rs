@@ -11,7 +11,7 @@ fn main() {
         Err(e) => {
             e.log();
             // Logging may be filtered out (--log-level); the reason must still show.
-            if !tracing::enabled!(tracing::Level::ERROR) {
+            if e.echo_when_unlogged() && !tracing::enabled!(tracing::Level::ERROR) {
                 eprintln!("pgtenant: {e}");
             }
             e.exit_code()

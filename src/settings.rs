@@ -1,30 +1,23 @@
 //! Configuration, phase two: the raw command line and a snapshot of the
-//! environment become one validated, immutable [`Settings`]. Nothing reads the
-//! environment after this.
+//! environment become one immutable [`Settings`]: what the command is, and
+//! where its input comes from ([`Sources`], which only [`crate::input::load`]
+//! reads). Nothing reads the process environment after `main`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, LogFormat, LogLevel};
-use crate::input::conninfo::{self, ConnError, ConnFlags, ConnSettings};
+use crate::cli::{Cli, Command};
+use crate::input::conninfo::ConnFlags;
 use crate::input::env::Env;
+use crate::input::Sources;
 use crate::reconcile::plan::Options;
 use crate::render::Format;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub conn: ConnSettings,
-    pub users_file: PathBuf,
+    pub sources: Sources,
     pub options: Options,
-    pub log_format: LogFormat,
-    pub log_level: LogLevel,
     pub command: CommandSettings,
-    /// The connection flags and the environment snapshot `conn` was resolved
-    /// from, kept so that `run` can resolve again when a credential file
-    /// changes. The environment itself is never read again.
-    pub flags: ConnFlags,
-    pub env: Env,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +36,7 @@ pub struct RunSettings {
     pub listen: Option<SocketAddr>,
 }
 
-pub fn resolve(cli: Cli, env: &Env) -> Result<Settings, ConnError> {
+pub fn resolve(cli: Cli, env: Env) -> Settings {
     let g = cli.global;
     let flags = ConnFlags {
         host: g.host,
@@ -51,7 +44,6 @@ pub fn resolve(cli: Cli, env: &Env) -> Result<Settings, ConnError> {
         user: g.username,
         dbname: g.dbname,
     };
-    let conn = conninfo::resolve(&flags, env)?;
     let command = match cli.command {
         Command::Apply => CommandSettings::Apply,
         Command::Plan { exit_code, output } => CommandSettings::Plan { exit_code, output },
@@ -69,16 +61,15 @@ pub fn resolve(cli: Cli, env: &Env) -> Result<Settings, ConnError> {
             unreachable!("utility commands are handled before settings")
         }
     };
-    Ok(Settings {
-        conn,
-        users_file: g.users,
+    Settings {
+        sources: Sources {
+            flags,
+            env,
+            users_file: g.users,
+        },
         options: Options {
             isolation: !g.no_isolation,
         },
-        log_format: g.log_format,
-        log_level: g.log_level,
         command,
-        flags,
-        env: env.clone(),
-    })
+    }
 }

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use crate::input::env::Env;
 use crate::input::pgpass::{self, Lookup, PgpassError};
+pub use crate::input::secret::Password;
 use crate::input::secret_file::{self, SecretFileError, Source};
 
 /// libpq's default port.
@@ -114,27 +115,6 @@ impl Host {
     }
 }
 
-/// A password. Its `Debug` never shows it, so settings can be logged; the
-/// value is only reachable through [`Password::expose`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    pub fn new(value: impl Into<String>) -> Self {
-        Password(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(***)")
-    }
-}
-
 /// Connection values given on the command line only; the environment is
 /// looked at by [`resolve`].
 #[derive(Clone, Debug, Default)]
@@ -145,8 +125,9 @@ pub struct ConnFlags {
     pub dbname: Option<String>,
 }
 
-/// The resolved, validated admin connection settings.
-#[derive(Clone, Debug)]
+/// The resolved, validated admin connection settings. Compared with `==`
+/// (password included) to tell whether a re-read changed them.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnSettings {
     pub host: Host,
     pub port: u16,
@@ -369,7 +350,7 @@ fn resolve_password(
         let lookup = pgpass::lookup(path, &host, port, dbname, user)?;
         if let Some(password) = from_pgpass(lookup, path, watched_files, warnings) {
             let source = format!("PGPASSFILE={}", path.display());
-            return Ok(Some((Password::new(password), source)));
+            return Ok(Some((password, source)));
         }
     }
 
@@ -389,7 +370,7 @@ fn resolve_password(
     let path = Path::new(home).join(".pgpass");
     match pgpass::lookup(&path, &host, port, dbname, user) {
         Ok(lookup) => Ok(from_pgpass(lookup, &path, watched_files, warnings)
-            .map(|password| (Password::new(password), path.display().to_string()))),
+            .map(|password| (password, path.display().to_string()))),
         // Nobody asked for this file: a run that may not need a password at
         // all must not fail because of it, so warn like libpq would ignore.
         Err(e) => {
@@ -404,7 +385,7 @@ fn from_pgpass(
     path: &Path,
     watched_files: &mut Vec<PathBuf>,
     warnings: &mut Vec<String>,
-) -> Option<String> {
+) -> Option<Password> {
     match lookup {
         Lookup::Found(password) => {
             watched_files.push(path.to_owned());
@@ -576,7 +557,6 @@ impl ConnSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     fn env(pairs: &[(&str, &str)]) -> Env {
         Env::from_pairs(pairs.iter().map(|(k, v)| (*k, *v)))
@@ -595,17 +575,7 @@ mod tests {
     }
 
     fn file_with(content: &[u8], mode: u32) -> tempfile::NamedTempFile {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(content).unwrap();
-        f.flush().unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(mode)).unwrap();
-        }
-        #[cfg(not(unix))]
-        let _ = mode;
-        f
+        crate::testutil::temp_file(content, mode)
     }
 
     fn path_str(f: &tempfile::NamedTempFile) -> &str {
@@ -617,13 +587,7 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let path = home.path().join(".pgpass");
         std::fs::write(&path, content).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-        }
-        #[cfg(not(unix))]
-        let _ = mode;
+        crate::testutil::chmod(&path, mode);
         home
     }
 

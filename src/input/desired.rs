@@ -7,25 +7,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// A tenant's plaintext password. Its `Debug` is redacted so that a stray
-/// `{:?}` in a log line cannot leak it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Password(String);
-
-impl Password {
-    pub fn new(s: impl Into<String>) -> Self {
-        Password(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(***)")
-    }
-}
+pub use crate::input::secret::Password;
 
 /// Where a tenant was declared, for messages that point at the input.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,6 +16,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
+use crate::input::secret::Password;
 use crate::input::secret_file::describe_io;
 
 /// The outcome of a lookup.
@@ -23,7 +24,7 @@ use crate::input::secret_file::describe_io;
 pub enum Lookup {
     /// The password of the first matching line, de-escaped. It may be empty
     /// (a line ending in `:`), as libpq allows.
-    Found(String),
+    Found(Password),
     /// No such file, or no line matches.
     NotFound,
     /// The file exists but libpq would not use it; no password was read.
@@ -154,12 +155,12 @@ pub fn lookup(
         let Some(password) = match_line(&buf, &tokens, socket) else {
             continue;
         };
-        return String::from_utf8(password).map(Lookup::Found).map_err(|_| {
-            PgpassError::PasswordNotUtf8 {
+        return String::from_utf8(password)
+            .map(|p| Lookup::Found(Password::new(p)))
+            .map_err(|_| PgpassError::PasswordNotUtf8 {
                 path: path.to_owned(),
                 line: line_no,
-            }
-        });
+            });
     }
 }
 
@@ -225,18 +226,9 @@ fn unescape(s: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     fn pgpass(content: &[u8]) -> tempfile::NamedTempFile {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(content).unwrap();
-        f.flush().unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
-        f
+        crate::testutil::temp_file(content, 0o600)
     }
 
     fn find(content: &str, host: &str, port: u16, db: &str, user: &str) -> Lookup {
@@ -245,7 +237,7 @@ mod tests {
     }
 
     fn found(p: &str) -> Lookup {
-        Lookup::Found(p.to_owned())
+        Lookup::Found(Password::new(p))
     }
 
     #[test]

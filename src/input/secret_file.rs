@@ -229,28 +229,20 @@ fn io_cause(e: &io::Error) -> ReadCause {
 pub(crate) fn describe_io(e: &io::Error) -> String {
     // An OS error displays as the C library's strerror text plus
     // " (os error N)"; keep the text, lowercased like the rest of our messages.
-    let text = e.to_string();
-    let text = match text.find(" (os error ") {
-        Some(i) => &text[..i],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(c) => c.to_lowercase().chain(chars).collect(),
-        None => "unknown error".to_owned(),
+    let text = crate::message::os_cause(&e.to_string());
+    if text.is_empty() {
+        "unknown error".to_owned()
+    } else {
+        text
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     fn file_with(content: &[u8]) -> tempfile::NamedTempFile {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        f.write_all(content).unwrap();
-        f.flush().unwrap();
-        f
+        crate::testutil::temp_file(content, 0o600)
     }
 
     fn read(content: &[u8]) -> Result<String, SecretFileError> {
@@ -345,10 +337,7 @@ mod tests {
         assert_eq!(describe_io(&e), "input/output error");
     }
 
-    fn chmod(path: &Path, mode: u32) {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-    }
+    use crate::testutil::chmod;
 
     #[test]
     fn permission_rule_outside_secret_mounts() {

@@ -495,11 +495,11 @@ mod tests {
 
     #[test]
     fn load_warns_about_a_world_readable_file_but_reads_it() {
-        use std::os::unix::fs::PermissionsExt;
+        use crate::testutil::chmod;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("users");
         std::fs::write(&path, "a:b\n").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        chmod(&path, 0o644);
         let p = load(&path, "admin").unwrap();
         assert_eq!(p.desired.tenants.len(), 1);
         assert_eq!(p.warnings.len(), 1);
@@ -508,7 +508,7 @@ mod tests {
             text.starts_with(&format!("{}: readable by every user", path.display())),
             "{text}"
         );
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        chmod(&path, 0o600);
         assert!(load(&path, "admin").unwrap().warnings.is_empty());
     }
 

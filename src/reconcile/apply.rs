@@ -340,6 +340,7 @@ fn schema_hint(server: &ServerInfo, e: DbError) -> DbError {
         DbError::Query {
             operation,
             message,
+            kind,
             sqlstate,
         } if !server.admin_is_superuser && sqlstate.as_deref() == Some("42501") => DbError::Query {
             operation,
@@ -349,6 +350,7 @@ fn schema_hint(server: &ServerInfo, e: DbError) -> DbError {
                  database template1)",
                 quote_ident(&server.admin)
             ),
+            kind,
             sqlstate,
         },
         other => other,

@@ -8,6 +8,7 @@ use tokio_postgres::Client;
 
 use crate::input::conninfo::ConnSettings;
 pub use crate::server::error::describe;
+use crate::server::error::ErrorKind;
 
 /// The key of the session-level advisory lock that serializes pgtenant runs
 /// against one server: the bytes of "pgtenant".
@@ -22,14 +23,14 @@ pub enum DbError {
     Connect {
         endpoint: String,
         message: String,
-        /// Retryable by a waiting loop: refused, starting up, shutting down.
-        transient: bool,
+        kind: ErrorKind,
         sqlstate: Option<String>,
     },
     #[error("failed to {operation}: {message}")]
     Query {
         operation: String,
         message: String,
+        kind: ErrorKind,
         sqlstate: Option<String>,
     },
     #[error("{0}")]
@@ -43,6 +44,7 @@ impl DbError {
         DbError::Query {
             operation: operation.into(),
             message: describe(&e),
+            kind: ErrorKind::of(&e),
             sqlstate: e.code().map(|c| c.code().to_owned()),
         }
     }
@@ -52,12 +54,7 @@ impl DbError {
     pub fn is_connection_lost(&self) -> bool {
         match self {
             DbError::Connect { .. } => true,
-            DbError::Query {
-                sqlstate, message, ..
-            } => match sqlstate.as_deref() {
-                Some(s) => s.starts_with("08") || s == "57P01" || s == "57P02" || s == "57P03",
-                None => message.contains("connection closed") || message.contains("closed"),
-            },
+            DbError::Query { kind, .. } => kind.is_connection_lost(),
             _ => false,
         }
     }
@@ -66,15 +63,7 @@ impl DbError {
 fn connect_error(settings: &ConnSettings, dbname: &str, e: tokio_postgres::Error) -> DbError {
     let sqlstate = e.code().map(|c| c.code().to_owned());
     let message = describe(&e);
-    let transient = match sqlstate.as_deref() {
-        // cannot_connect_now (starting up, shutting down, recovery), admin
-        // shutdown, crash shutdown, too many connections.
-        Some("57P03" | "57P01" | "57P02" | "53300") => true,
-        Some(_) => false,
-        // A rejected certificate or a missing root certificate file does not
-        // go away by waiting.
-        None => !crate::server::tls::is_tls_error(&e),
-    };
+    let kind = ErrorKind::of(&e);
     let endpoint = if dbname == settings.dbname {
         settings.endpoint()
     } else {
@@ -83,7 +72,7 @@ fn connect_error(settings: &ConnSettings, dbname: &str, e: tokio_postgres::Error
     DbError::Connect {
         endpoint,
         message,
-        transient,
+        kind,
         sqlstate,
     }
 }

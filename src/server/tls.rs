@@ -55,6 +55,8 @@ use tokio_postgres::{Client, Config, Socket};
 use tracing::warn;
 
 use crate::input::conninfo::{ConnSettings, Host, SslMode};
+pub use crate::server::error::TlsError;
+use crate::server::error::{self as dberror, tls_error};
 
 /// A connection's background task, as [`connect`] returns it.
 pub type Connection = tokio_postgres::Connection<Socket, PgTlsStream>;
@@ -114,7 +116,7 @@ pub async fn connect(
             sslmode = %settings.sslmode,
             "connecting to {} {what} failed ({}); retrying {next}, as PGSSLMODE={} allows",
             settings.endpoint(),
-            crate::server::error::describe(&error),
+            dberror::describe(&error),
             settings.sslmode
         );
         first_error = Some(error);
@@ -122,38 +124,9 @@ pub async fn connect(
     unreachable!("every mode makes at least one attempt")
 }
 
-/// Whether a connection error is a failed TLS handshake or TLS setup (as
-/// opposed to a refused TCP connection or the server's refusal).
-pub fn is_tls_error(e: &tokio_postgres::Error) -> bool {
-    tls_error(e).is_some()
-}
-
 fn is_handshake_error(e: &tokio_postgres::Error) -> bool {
     matches!(tls_error(e), Some(TlsError::Handshake(_)))
 }
-
-fn tls_error(e: &tokio_postgres::Error) -> Option<&TlsError> {
-    std::error::Error::source(e)?.downcast_ref::<TlsError>()
-}
-
-/// Why TLS failed; the text is what follows "failed to connect to HOST:PORT: ".
-#[derive(Debug, Clone)]
-pub enum TlsError {
-    /// The configuration: a root certificate file missing or unreadable.
-    Setup(String),
-    /// The handshake: the certificate was rejected, the server sent an alert.
-    Handshake(String),
-}
-
-impl fmt::Display for TlsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TlsError::Setup(m) | TlsError::Handshake(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for TlsError {}
 
 /// Where the trusted roots come from, for messages.
 #[derive(Debug, Clone)]

@@ -23,34 +23,34 @@
 //! recomputed from the catalog each time, so a tenant left half-created
 //! (role without database) is completed by the next run.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use tracing::{debug, error, info, warn};
 
-use crate::input::conninfo::{self, ConnSettings};
+use crate::duration;
+use crate::input::conninfo::ConnSettings;
 use crate::input::desired::Desired;
+use crate::input::{self, LoadError};
 use crate::reconcile::apply::Outcome;
 use crate::reconcile::{self, check::CheckCache};
 use crate::settings::{RunSettings, Settings};
+use crate::sidecar::decide::{
+    backoff, decide, probe_again_now, Applied, Event, Reload, Step, FAILURE_BACKOFF_MIN,
+};
+use crate::sidecar::error::SidecarError;
 use crate::sidecar::health::{self, Probe};
 use crate::sidecar::metrics::{Metrics, ReconcileResult};
 use crate::sidecar::shutdown::Shutdown;
 use crate::sidecar::wait::{self, Session, Waiter};
 use crate::sidecar::watch::Watcher;
-use crate::{duration, exit, input::users_file};
 
 /// After the first event, re-read once no event came for this long...
 const SETTLE_QUIET: Duration = Duration::from_millis(200);
 /// ...or this long after the first event, whichever is first: together with
 /// the apply itself this keeps "applied within 1 s of a change".
 const SETTLE_MAX: Duration = Duration::from_millis(500);
-/// Retry delay after a failed apply, doubled up to the resync interval (and
-/// at most [`FAILURE_BACKOFF_MAX`]).
-const FAILURE_BACKOFF_MIN: Duration = Duration::from_secs(5);
-const FAILURE_BACKOFF_MAX: Duration = Duration::from_secs(300);
-
 /// What `/readyz` reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Last {
@@ -106,22 +106,6 @@ impl Probe for Shared {
     }
 }
 
-/// How a re-read of the input turned out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reload {
-    Unchanged,
-    Changed { credentials: bool },
-    Invalid,
-}
-
-/// How one reconcile ended.
-enum Applied {
-    Done,
-    Failed,
-    /// The server went away; wait for it again.
-    Lost,
-}
-
 struct Daemon<'a> {
     settings: &'a Settings,
     opts: &'a RunSettings,
@@ -130,20 +114,24 @@ struct Daemon<'a> {
     /// The input in force: the last valid one. `desired` is `None` until a
     /// valid users file was read.
     conn: ConnSettings,
-    conn_fingerprint: [u8; 32],
+    /// The credential files of the connection at start.
+    started_watching: Vec<PathBuf>,
     desired: Option<Desired>,
     cache: CheckCache,
     last_failed: bool,
     failure_backoff: Duration,
 }
 
-/// Runs until SIGTERM or SIGINT; returns the exit code.
-pub async fn run(settings: &Settings, opts: &RunSettings) -> i32 {
+/// Runs until SIGTERM or SIGINT. `conn` is the admin connection resolved at
+/// start (it must resolve); the whole input is loaded again right after the
+/// files are watched.
+pub async fn run(
+    settings: &Settings,
+    conn: ConnSettings,
+    opts: &RunSettings,
+) -> Result<(), SidecarError> {
     // First, so that a signal during start-up already stops cleanly.
-    let mut shutdown = match Shutdown::new() {
-        Ok(s) => s,
-        Err(e) => return fail(format!("failed to install signal handlers: {e}")),
-    };
+    let mut shutdown = Shutdown::new().map_err(SidecarError::Signals)?;
     let shared = Arc::new(Shared::new());
     let _http = match opts.listen {
         None => None,
@@ -156,45 +144,35 @@ pub async fn run(settings: &Settings, opts: &RunSettings) -> i32 {
                     shared.clone() as Arc<dyn Probe>,
                 ))))
             }
-            Err(e) => return fail(format!("failed to listen on {addr}: {e}")),
+            Err(source) => return Err(SidecarError::Listen { addr, source }),
         },
     };
-    let watcher = match Watcher::new() {
-        Ok(w) => w,
-        Err(e) => return fail(e.to_string()),
-    };
+    let watcher = Watcher::new()?;
     let mut daemon = Daemon {
         settings,
         opts,
         shared,
         watcher,
-        conn: settings.conn.clone(),
-        conn_fingerprint: fingerprint(&settings.conn),
+        started_watching: conn.watched_files.clone(),
+        conn,
         desired: None,
         cache: CheckCache::default(),
         last_failed: false,
         failure_backoff: FAILURE_BACKOFF_MIN,
     };
-    daemon.watch(&settings.conn);
+    daemon.watch(&daemon.conn.clone());
+    let users_file = &settings.sources.users_file;
     info!(
-        users = %settings.users_file.display(),
+        users = %users_file.display(),
         resync_interval = %duration::format(opts.resync_interval),
         "watching {} for changes; resync every {}",
-        settings.users_file.display(),
+        users_file.display(),
         duration::format(opts.resync_interval)
     );
     daemon.reload();
     daemon.main_loop(&mut shutdown).await;
     info!("stopped");
-    exit::SUCCESS
-}
-
-fn fail(message: String) -> i32 {
-    error!("{message}");
-    if !tracing::enabled!(tracing::Level::ERROR) {
-        eprintln!("pgtenant: {message}");
-    }
-    exit::FAILURE
+    Ok(())
 }
 
 /// Aborts the HTTP task when `run` returns.
@@ -229,10 +207,10 @@ impl Daemon<'_> {
                     let Some(applied) = shutdown.guard(self.reconcile()).await else {
                         return;
                     };
-                    let wait = match applied {
-                        Applied::Done => self.opts.resync_interval,
-                        Applied::Failed => self.next_failure_backoff(),
-                        Applied::Lost => break,
+                    let wait = match decide(Event::Applied(applied), self.last_failed) {
+                        Step::RetryLater => self.next_failure_backoff(),
+                        Step::WaitForServer => break,
+                        _ => self.opts.resync_interval,
                     };
                     due = tokio::time::Instant::now() + wait;
                 }
@@ -243,7 +221,7 @@ impl Daemon<'_> {
                     _ = self.watcher.changed() => Wake::FilesChanged,
                     _ = tokio::time::sleep_until(due) => Wake::Due,
                 };
-                match wake {
+                let event = match wake {
                     Wake::Stop => return,
                     Wake::Lost(reason) => {
                         warn!(endpoint = %self.conn.endpoint(), reason = %reason,
@@ -252,7 +230,7 @@ impl Daemon<'_> {
                             s.last =
                                 Last::Pending(format!("lost the connection to postgres: {reason}"))
                         });
-                        break;
+                        Event::ConnectionLost
                     }
                     Wake::FilesChanged => {
                         if shutdown
@@ -262,23 +240,24 @@ impl Daemon<'_> {
                         {
                             return;
                         }
-                        match self.reload() {
-                            Reload::Changed { .. } => apply_now = true,
-                            Reload::Unchanged if self.last_failed => apply_now = true,
-                            Reload::Unchanged | Reload::Invalid => {}
-                        }
+                        Event::FilesChanged(self.reload())
                     }
                     Wake::Due => {
                         debug!("resync");
-                        apply_now = true;
-                        // With no valid input yet there is nothing to apply;
-                        // look again at the next interval (a directory that
-                        // could not be watched is retried here).
-                        if self.desired.is_none() {
-                            self.reload();
-                            due = tokio::time::Instant::now() + self.opts.resync_interval;
+                        Event::ResyncDue {
+                            has_input: self.desired.is_some(),
                         }
                     }
+                };
+                match decide(event, self.last_failed) {
+                    Step::Apply => apply_now = true,
+                    Step::ReloadAndApply => {
+                        apply_now = true;
+                        self.reload();
+                        due = tokio::time::Instant::now() + self.opts.resync_interval;
+                    }
+                    Step::WaitForServer => break,
+                    Step::Idle | Step::ResyncLater | Step::RetryLater => {}
                 }
             }
             self.shared.metrics.set_postgres_up(false);
@@ -317,7 +296,7 @@ impl Daemon<'_> {
                         shutdown
                             .guard(self.watcher.settle(SETTLE_QUIET, SETTLE_MAX))
                             .await?;
-                        if let Reload::Changed { credentials: true } = self.reload() {
+                        if probe_again_now(self.reload()) {
                             waiter = Waiter::new(self.conn.endpoint());
                             break;
                         }
@@ -328,9 +307,8 @@ impl Daemon<'_> {
     }
 
     fn next_failure_backoff(&mut self) -> Duration {
-        let cap = FAILURE_BACKOFF_MAX.min(self.opts.resync_interval);
-        let wait = self.failure_backoff.min(cap);
-        self.failure_backoff = (self.failure_backoff * 2).min(cap);
+        let (wait, next) = backoff(self.failure_backoff, self.opts.resync_interval);
+        self.failure_backoff = next;
         wait
     }
 
@@ -407,18 +385,17 @@ impl Daemon<'_> {
     /// that differs from the one in force replaces it; an invalid one is
     /// logged with `file:line` and leaves the one in force alone.
     fn reload(&mut self) -> Reload {
-        let conn = match conninfo::resolve(&self.settings.flags, &self.settings.env) {
-            Ok(c) => c,
-            Err(e) => return self.invalid(&format!("admin connection settings: {e}")),
-        };
-        let parsed = match users_file::load(&self.settings.users_file, &conn.user) {
-            Ok(p) => p,
-            Err(e) => {
+        let input = match input::load(&self.settings.sources) {
+            Ok(input) => input,
+            Err(LoadError::Conn(e)) => {
+                return self.invalid(&format!("admin connection settings: {e}"))
+            }
+            Err(LoadError::Users { error, conn }) => {
                 self.watch(&conn);
-                return self.invalid(&e.to_string());
+                return self.invalid(&error.to_string());
             }
         };
-        self.watch(&conn);
+        self.watch(&input.conn);
         let was_invalid = self
             .shared
             .status
@@ -427,36 +404,31 @@ impl Daemon<'_> {
             .unwrap_or(false);
         self.shared.update(|s| s.input_error = None);
         self.shared.metrics.set_input_valid(true);
-        let conn_fingerprint = fingerprint(&conn);
-        let credentials = conn_fingerprint != self.conn_fingerprint;
-        let users = self.desired.as_ref() != Some(&parsed.desired);
+        let credentials = input.conn != self.conn;
+        let users = self.desired.as_ref() != Some(&input.desired);
         if !credentials && !users {
             if was_invalid {
                 info!("input is valid again, and the same as the one in force");
             }
             return Reload::Unchanged;
         }
-        for w in &conn.warnings {
-            warn!("{w}");
+        for w in &input.warnings {
+            w.log();
         }
-        for w in &parsed.warnings {
-            warn!(file = %w.origin.file.display(), line = w.origin.line, "{w}");
-        }
-        let tenants = parsed.desired.tenants.len();
+        let tenants = input.desired.tenants.len();
         if credentials && self.desired.is_some() {
-            info!(endpoint = %conn.endpoint(), "admin connection settings changed");
+            info!(endpoint = %input.conn.endpoint(), "admin connection settings changed");
         }
         if users {
             info!(
                 tenants,
                 "read {}: {tenants} tenant{}",
-                self.settings.users_file.display(),
+                self.settings.sources.users_file.display(),
                 if tenants == 1 { "" } else { "s" }
             );
         }
-        self.conn = conn;
-        self.conn_fingerprint = conn_fingerprint;
-        self.desired = Some(parsed.desired);
+        self.conn = input.conn;
+        self.desired = Some(input.desired);
         Reload::Changed { credentials }
     }
 
@@ -484,26 +456,12 @@ impl Daemon<'_> {
 
     /// Watches the users file and the credential files of `conn`.
     fn watch(&mut self, conn: &ConnSettings) {
-        let mut files = vec![self.settings.users_file.clone()];
-        files.extend(conn.watched_files.iter().cloned());
+        let mut files = input::watched_files(&self.settings.sources.users_file, conn);
         // The files the process started with stay watched: a credential
         // file that failed to resolve is not in `conn` but may be fixed.
-        files.extend(self.settings.conn.watched_files.iter().cloned());
+        files.extend(self.started_watching.iter().cloned());
         self.watcher.watch_files(&files);
     }
-}
-
-/// A digest of everything in the admin settings, password included, to
-/// tell whether they changed without keeping a second copy of the secret.
-fn fingerprint(conn: &ConnSettings) -> [u8; 32] {
-    let mut h = Sha256::new();
-    // Debug shows everything but the password (redacted), which is added.
-    h.update(format!("{conn:?}").as_bytes());
-    h.update([0]);
-    if let Some(p) = &conn.password {
-        h.update(p.expose().as_bytes());
-    }
-    h.finalize().into()
 }
 
 #[cfg(test)]
@@ -535,13 +493,14 @@ mod tests {
     }
 
     #[test]
-    fn fingerprint_sees_a_password_change() {
+    fn settings_comparison_sees_a_password_change() {
         let env =
             |pw: &str| crate::input::env::Env::from_pairs([("PGPASSWORD", pw), ("PGHOST", "db")]);
+        use crate::input::conninfo;
         let flags = conninfo::ConnFlags::default();
         let a = conninfo::resolve(&flags, &env("one")).unwrap();
         let b = conninfo::resolve(&flags, &env("two")).unwrap();
-        assert_eq!(fingerprint(&a), fingerprint(&a.clone()));
-        assert_ne!(fingerprint(&a), fingerprint(&b));
+        assert_eq!(a, a.clone());
+        assert_ne!(a, b);
     }
 }

@@ -3,6 +3,8 @@
 //! `probe`, the client a healthcheck runs).
 
 pub(crate) mod daemon;
+pub(crate) mod decide;
+pub(crate) mod error;
 pub(crate) mod health;
 pub(crate) mod metrics;
 pub(crate) mod probe;

@@ -17,6 +17,9 @@ use tracing::{error, info};
 use crate::duration;
 use crate::input::conninfo::ConnSettings;
 use crate::server::db;
+use crate::server::error::{io_error, ErrorKind};
+use crate::sidecar::error::SidecarError;
+use crate::sidecar::shutdown::Shutdown;
 
 /// First delay after a "not yet"; doubled up to [`NOT_YET_MAX`].
 pub const NOT_YET_MIN: Duration = Duration::from_millis(100);
@@ -47,73 +50,43 @@ impl ProbeError {
     }
 }
 
-/// SQLSTATEs that mean "not yet": cannot_connect_now (starting up, shutting
-/// down, in recovery), admin_shutdown, crash_shutdown, too_many_connections.
-fn not_yet_sqlstate(code: &str) -> bool {
-    matches!(code, "57P03" | "57P01" | "57P02" | "53300")
-}
-
-/// Classifies a driver error from connecting or from the probe query.
+/// Classifies a driver error from connecting or from the probe query: the
+/// kind was decided by [`ErrorKind::of`]; only the reason is worded here.
 pub fn classify(e: &tokio_postgres::Error) -> ProbeError {
-    if let Some(code) = e.code() {
-        let reason = db::describe(e);
-        return if not_yet_sqlstate(code.code()) {
-            ProbeError::NotYet(reason)
-        } else {
-            ProbeError::Real(reason)
-        };
-    }
-    if e.is_closed() {
-        return ProbeError::NotYet("connection closed".to_owned());
-    }
-    if crate::server::tls::is_tls_error(e) {
-        // A rejected certificate does not go away by waiting.
-        return ProbeError::Real(db::describe(e));
-    }
-    // Kinds are not public; their Display is stable and says which it is.
-    let kind = e.to_string();
-    let transport = [
-        "error connecting to server",
-        "error communicating with the server",
-        "timeout waiting for server",
-    ]
-    .iter()
-    .any(|k| kind.starts_with(k));
-    let reason = io_reason(e).unwrap_or_else(|| db::describe(e));
-    if transport {
+    let kind = ErrorKind::of(e);
+    let reason = if e.code().is_none() && !e.is_closed() && kind == ErrorKind::Transient {
+        io_reason(e).unwrap_or_else(|| db::describe(e))
+    } else {
+        db::describe(e)
+    };
+    if kind.is_transient() {
         ProbeError::NotYet(reason)
     } else {
-        // Authentication ("password missing"), configuration, TLS, protocol.
+        // Authentication, a missing database, TLS, configuration, protocol.
         ProbeError::Real(reason)
     }
 }
 
 /// "connection refused" rather than "Connection refused (os error 111)".
 fn io_reason(e: &tokio_postgres::Error) -> Option<String> {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            return Some(match io.kind() {
-                ConnectionRefused => "connection refused".to_owned(),
-                ConnectionReset => "connection reset".to_owned(),
-                NotFound => "no such socket".to_owned(),
-                TimedOut => "timed out".to_owned(),
-                UnexpectedEof => "connection closed".to_owned(),
-                _ => {
-                    let text = io.to_string();
-                    let text = text.split(" (os error").next().unwrap_or(&text);
-                    let mut chars = text.chars();
-                    match chars.next() {
-                        Some(c) => c.to_lowercase().chain(chars).collect(),
-                        None => "i/o error".to_owned(),
-                    }
+    io_error(e).map(|io| {
+        use std::io::ErrorKind::*;
+        match io.kind() {
+            ConnectionRefused => "connection refused".to_owned(),
+            ConnectionReset => "connection reset".to_owned(),
+            NotFound => "no such socket".to_owned(),
+            TimedOut => "timed out".to_owned(),
+            UnexpectedEof => "connection closed".to_owned(),
+            _ => {
+                let text = crate::message::os_cause(&io.to_string());
+                if text.is_empty() {
+                    "i/o error".to_owned()
+                } else {
+                    text
                 }
-            });
+            }
         }
-        source = s.source();
-    }
-    None
+    })
 }
 
 /// An open, idle admin session. [`Session::closed`] resolves when the server
@@ -243,16 +216,13 @@ impl Waiter {
     }
 }
 
-/// `pgtenant wait [--timeout D]`: exit 0 once the server is up, 1 on
+/// `pgtenant wait [--timeout D]`: `Ok` once the server is up; an error on
 /// timeout or when stopped by a signal first.
-pub async fn command(settings: &ConnSettings, timeout: Option<Duration>) -> i32 {
-    let mut shutdown = match crate::sidecar::shutdown::Shutdown::new() {
-        Ok(s) => s,
-        Err(e) => {
-            error!("failed to install signal handlers: {e}");
-            return crate::exit::FAILURE;
-        }
-    };
+pub async fn command(
+    settings: &ConnSettings,
+    timeout: Option<Duration>,
+) -> Result<(), SidecarError> {
+    let mut shutdown = Shutdown::new().map_err(SidecarError::Signals)?;
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let mut waiter = Waiter::new(settings.endpoint());
     let expired = || async move {
@@ -264,21 +234,21 @@ pub async fn command(settings: &ConnSettings, timeout: Option<Duration>) -> i32 
     loop {
         let result = tokio::select! {
             biased;
-            _ = shutdown.wait() => return crate::exit::FAILURE,
+            _ = shutdown.wait() => return Err(SidecarError::Stopped),
             _ = expired() => None,
             r = probe(settings) => Some(r),
         };
         let delay = match result {
             Some(Ok(_session)) => {
                 waiter.up();
-                return crate::exit::SUCCESS;
+                return Ok(());
             }
             Some(Err(e)) => waiter.failed(e),
             None => Duration::MAX,
         };
         let timed_out = tokio::select! {
             biased;
-            _ = shutdown.wait() => return crate::exit::FAILURE,
+            _ = shutdown.wait() => return Err(SidecarError::Stopped),
             _ = expired() => true,
             _ = tokio::time::sleep(delay.min(Duration::from_secs(3600))) => false,
         };
@@ -287,8 +257,11 @@ pub async fn command(settings: &ConnSettings, timeout: Option<Duration>) -> i32 
             let reason = waiter
                 .last_error()
                 .map_or("no answer".to_owned(), |e| e.reason().to_owned());
-            error!(endpoint = %settings.endpoint(), "postgres at {} is not up after {waited}: {reason}", settings.endpoint());
-            return crate::exit::FAILURE;
+            return Err(SidecarError::NotUp {
+                endpoint: settings.endpoint(),
+                waited,
+                reason,
+            });
         }
     }
 }
@@ -325,10 +298,10 @@ mod tests {
     #[test]
     fn not_yet_states() {
         for code in ["57P03", "57P01", "57P02", "53300"] {
-            assert!(not_yet_sqlstate(code));
+            assert!(ErrorKind::of_sqlstate(code).is_transient());
         }
         for code in ["28P01", "28000", "3D000", "42501"] {
-            assert!(!not_yet_sqlstate(code));
+            assert!(!ErrorKind::of_sqlstate(code).is_transient());
         }
     }
 

@@ -3,6 +3,7 @@
 
 use crate::support::cli::{run, run_env, run_raw, UsersFile};
 use crate::support::one;
+use crate::support::pgtenant::Pgtenant;
 use crate::support::server::PgServer;
 
 const ARTICLE_USERS: &str = include_str!("../../examples/db_users.secret");
@@ -543,23 +544,13 @@ fn concurrent_runs_do_not_collide() {
     let users = UsersFile::new(content);
     let handles: Vec<_> = (0..3)
         .map(|_| {
-            let env = server.admin_env();
-            let path = users.path().to_owned();
-            std::thread::spawn(move || {
-                let mut cmd = crate::support::cli::binary();
-                cmd.envs(env).env("DBUSERS", path).arg("apply");
-                cmd.output().unwrap()
-            })
+            let cmd = Pgtenant::new(&server).users(users.path()).args(["apply"]);
+            std::thread::spawn(move || cmd.run())
         })
         .collect();
     for h in handles {
         let out = h.join().unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
     }
     run(&server, users.path(), &["plan", "--exit-code"]).assert_code(0);
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::NoTls;
 
-use crate::faults::{spawn_pgtenant, wait_with_timeout};
+use crate::support::child::{spawn_pgtenant, wait_with_timeout};
 use crate::support::cli::{run, UsersFile};
 use crate::support::server::PgServer;
 

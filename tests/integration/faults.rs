@@ -30,11 +30,11 @@
 //! role and database creation, password changes, owner and ACL fixes.
 
 use std::io::Read;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::child::{spawn_pgtenant, wait_with_timeout};
 use crate::support::cli::{run, UsersFile};
+use crate::support::pgtenant::Pgtenant;
 use crate::support::server::PgServer;
 
 const TENANTS: usize = 200;
@@ -115,96 +115,6 @@ fn users_content(generations: &[u32]) -> String {
         .enumerate()
         .map(|(i, g)| format!("{}:{}\n", role(i), password(i, *g)))
         .collect()
-}
-
-/// A running pgtenant whose output is drained by threads from the start: a
-/// child that logs more than a pipe holds (200 tenants on 14 and older) and
-/// that nobody reads would block on write while holding the advisory lock,
-/// and every other run would wait behind it.
-pub struct Spawned {
-    pub child: Child,
-    stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
-    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
-}
-
-fn drain<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut buf);
-        }
-        buf
-    })
-}
-
-impl From<Child> for Spawned {
-    fn from(mut child: Child) -> Self {
-        let stdout = Some(drain(child.stdout.take()));
-        let stderr = Some(drain(child.stderr.take()));
-        Spawned {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-}
-
-impl std::ops::Deref for Spawned {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.child
-    }
-}
-
-impl std::ops::DerefMut for Spawned {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.child
-    }
-}
-
-/// `pgtenant apply` as a child process, so the test can act while it runs.
-pub fn spawn_pgtenant(server: &PgServer, users: &Path, args: &[&str]) -> Spawned {
-    Command::new(assert_cmd::cargo::cargo_bin("pgtenant"))
-        .env_clear()
-        .envs(server.admin_env())
-        .env("DBUSERS", users)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pgtenant")
-        .into()
-}
-
-/// Waits for the child (killing it after `timeout`); exit code and stderr.
-pub fn wait_with_timeout(child: impl Into<Spawned>, timeout: Duration) -> (Option<i32>, String) {
-    let mut spawned = child.into();
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = spawned.child.try_wait().expect("poll pgtenant") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = spawned.child.kill();
-            let _ = spawned.child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    if let Some(out) = spawned.stdout.take() {
-        let _ = out.join();
-    }
-    let stderr = spawned
-        .stderr
-        .take()
-        .map(|h| h.join().unwrap_or_default())
-        .unwrap_or_default();
-    let stderr = String::from_utf8_lossy(&stderr).into_owned();
-    match status {
-        Some(status) => (status.code(), stderr),
-        None => panic!("pgtenant did not exit within {timeout:?}; stderr:\n{stderr}"),
-    }
 }
 
 /// After a SIGKILL of the postmaster its backends live on for a moment and
@@ -527,9 +437,6 @@ fn apply_converges_after_the_server_dies_at_random_points() {
 /// converge again after each, without being restarted.
 #[test]
 fn run_mode_survives_every_fault_and_converges() {
-    use std::io::{BufRead, BufReader};
-    use std::sync::{Arc, Mutex};
-
     const RUN_TENANTS: usize = 40;
     let seed = env_number("PGTENANT_FAULT_SEED").unwrap_or_else(fresh_seed);
     let faults = env_number("PGTENANT_FAULT_RUNS").map_or(5, |n| (n as usize / 4).max(5));
@@ -546,26 +453,11 @@ fn run_mode_survives_every_fault_and_converges() {
     };
     let users = UsersFile::new(content(&generations));
 
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("pgtenant"))
-        .env_clear()
-        .envs(server.admin_env())
-        .env("DBUSERS", users.path())
+    let mut sidecar = Pgtenant::new(&server)
+        .users(users.path())
         .args(["run", "--resync-interval", "1s"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn pgtenant run");
-    let log = Arc::new(Mutex::new(String::new()));
-    let sink = log.clone();
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let mut log = sink.lock().unwrap();
-            log.push_str(&line);
-            log.push('\n');
-        }
-    });
+        .sidecar();
+    let log = sidecar.log_handle();
 
     // Converged: every tenant whole, the changed ones log in with their new
     // password, and a separate `plan --exit-code` finds nothing to do.
@@ -646,22 +538,22 @@ fn run_mode_survives_every_fault_and_converges() {
         // Down for a moment: `run` must wait and retry, not exit.
         std::thread::sleep(Duration::from_millis(rng.below(1500)));
         assert!(
-            child.try_wait().unwrap().is_none(),
+            sidecar.child.try_wait().unwrap().is_none(),
             "{context}: pgtenant run exited; its log:\n{}",
             log.lock().unwrap()
         );
         server.start_again();
         converge(&server, &generations, &rotated, &context);
         assert!(
-            child.try_wait().unwrap().is_none(),
+            sidecar.child.try_wait().unwrap().is_none(),
             "{context}: pgtenant run exited"
         );
     }
     // SIGTERM: a clean exit.
     // SAFETY: signalling our own child, not yet reaped.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let status = child.wait().unwrap();
-    let _ = reader.join();
+    unsafe { libc::kill(sidecar.child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = sidecar.child.wait().unwrap();
+    sidecar.join_reader();
     let log = log.lock().unwrap();
     assert_eq!(status.code(), Some(0), "{log}");
     assert!(!log.contains("panicked"), "{log}");

@@ -1,7 +1,8 @@
 //! Snapshots of what people read: `--help`, input errors, `plan` and `status`.
 //! A change to any of them shows up as a snapshot diff in review.
 
-use crate::support::cli::{binary, run, UsersFile};
+use crate::support::cli::{run, UsersFile};
+use crate::support::pgtenant::Pgtenant;
 use crate::support::server::PgServer;
 
 /// Drops the timestamp that starts every text log line and replaces the
@@ -16,9 +17,9 @@ fn normalize(stderr: &str, users: &UsersFile) -> String {
 }
 
 fn help(args: &[&str]) -> String {
-    let out = binary().args(args).output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    String::from_utf8(out.stdout).unwrap()
+    let out = Pgtenant::bare().args(args).run();
+    assert_eq!(out.code, 0);
+    out.stdout
 }
 
 #[test]
@@ -29,13 +30,10 @@ fn help_text() {
 
 #[test]
 fn usage_error_exits_2() {
-    let out = binary()
-        .args(["plan", "--output", "yaml"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let out = binary().args(["frobnicate"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let out = Pgtenant::bare().args(["plan", "--output", "yaml"]).run();
+    assert_eq!(out.code, 2);
+    let out = Pgtenant::bare().args(["frobnicate"]).run();
+    assert_eq!(out.code, 2);
 }
 
 #[test]

@@ -6,176 +6,20 @@
 //! deadlines, so a loaded two-core machine slows them down but does not fail
 //! them.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::child::{Sidecar, EVENTUALLY};
 use crate::support::cli::run_raw;
 use crate::support::one;
+use crate::support::pgtenant::Pgtenant;
 use crate::support::server::PgServer;
-
-/// How long an "eventually" may take on a loaded machine.
-const EVENTUALLY: Duration = Duration::from_secs(30);
-
-/// The bound for stopping, with slack on CI's loaded machine.
-fn stop_bound() -> Duration {
-    if std::env::var_os("CI").is_some() {
-        Duration::from_millis(1500)
-    } else {
-        Duration::from_secs(1)
-    }
-}
-
-/// A running `pgtenant run` (or `wait`) child with its log collected.
-struct Sidecar {
-    child: Child,
-    log: Arc<Mutex<String>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Sidecar {
-    fn spawn(env: &[(String, String)], args: &[&str]) -> Sidecar {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("pgtenant"));
-        cmd.env_clear()
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn pgtenant");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Sidecar {
-            child,
-            log,
-            reader: Some(reader),
-        }
-    }
-
-    /// `pgtenant run ARGS` with the server's admin credentials in PG*.
-    fn run(server: &PgServer, users: &Path, args: &[&str]) -> Sidecar {
-        let mut env = server.admin_env();
-        env.push(("DBUSERS".into(), users.display().to_string()));
-        let mut all = vec!["run"];
-        all.extend_from_slice(args);
-        Sidecar::spawn(&env, &all)
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    #[track_caller]
-    fn wait_log(&mut self, needle: &str) {
-        let deadline = Instant::now() + EVENTUALLY;
-        while !self.log().contains(needle) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "pgtenant exited ({status}) before logging {needle:?}:\n{}",
-                    self.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} in the log after {EVENTUALLY:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// How many times `needle` was logged.
-    fn count(&self, needle: &str) -> usize {
-        self.log().matches(needle).count()
-    }
-
-    #[track_caller]
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("pgtenant exited ({status}):\n{}", self.log());
-        }
-    }
-
-    /// The address of `--listen 127.0.0.1:0`, from the log.
-    fn http_addr(&mut self) -> SocketAddr {
-        self.wait_log("/metrics on http://");
-        let log = self.log();
-        let at = log.find("/metrics on http://").unwrap() + "/metrics on http://".len();
-        log[at..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .expect("a socket address")
-    }
-
-    /// Sends `signal`; the time until the process exited, and its code.
-    fn stop_with(&mut self, signal: libc::c_int) -> (Duration, i32) {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        let sent = Instant::now();
-        // SAFETY: signals our own unreaped child, so the pid is not reused.
-        unsafe { libc::kill(pid, signal) };
-        let deadline = sent + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll pgtenant") {
-                let elapsed = sent.elapsed();
-                if let Some(r) = self.reader.take() {
-                    let _ = r.join();
-                }
-                return (elapsed, status.code().unwrap_or(-1));
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pgtenant ignored the signal:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    #[track_caller]
-    fn assert_stops_quickly(&mut self, signal: libc::c_int, what: &str) -> Duration {
-        let (elapsed, code) = self.stop_with(signal);
-        println!("{what}: exited {code} {elapsed:?} after the signal");
-        assert_eq!(code, 0, "exit code after {what}:\n{}", self.log());
-        assert!(
-            elapsed < stop_bound(),
-            "{what}: took {elapsed:?} to stop:\n{}",
-            self.log()
-        );
-        elapsed
-    }
-}
 
 fn borrow(v: &[(String, String)]) -> Vec<(&str, &str)> {
     v.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("--- pgtenant log ---\n{}", self.log());
-        }
-    }
 }
 
 /// One HTTP/1.1 GET; the status and the body.
@@ -350,7 +194,7 @@ fn kubernetes_secret_swaps_apply_and_keep_the_watch() {
             secret.path("db_users.secret").display().to_string(),
         ),
     ];
-    let mut run = Sidecar::spawn(&env, &["run"]);
+    let mut run = Pgtenant::bare().envs(env).args(["run"]).sidecar();
     eventually("keycloak", || {
         logs_in(&server, "keycloak", "K3cl0@kPassssaPk@0lc3K")
     });
@@ -696,7 +540,10 @@ fn wait_exits_zero_when_up_and_one_on_timeout() {
 
     // `wait` started before the server: exits 0 once it is up.
     server.stop();
-    let mut waiting = Sidecar::spawn(&server.admin_env(), &["wait", "--timeout", "60s"]);
+    let mut waiting = Pgtenant::bare()
+        .envs(server.admin_env())
+        .args(["wait", "--timeout", "60s"])
+        .sidecar();
     waiting.wait_log("waiting for postgres at");
     server.start_again();
     let deadline = Instant::now() + EVENTUALLY;

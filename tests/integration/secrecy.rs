@@ -8,8 +8,9 @@
 use std::time::Duration;
 
 use crate::concurrency::{wait_for_lock_waiters, LockHolder};
-use crate::faults::wait_with_timeout;
+use crate::support::child::wait_with_timeout;
 use crate::support::cli::{run_env, run_raw, UsersFile};
+use crate::support::pgtenant::Pgtenant;
 use crate::support::server::PgServer;
 
 /// Distinctive passwords: long enough that a match is no coincidence, with
@@ -175,6 +176,13 @@ fn passwords_and_verifiers_never_leak() {
     );
     out.assert_code(0);
     assert!(out.stderr.contains("update_password"), "{}", out.stderr);
+    // With --log-format json every line on stderr is one JSON event.
+    assert_eq!(
+        out.events().len(),
+        out.stderr.lines().count(),
+        "{}",
+        out.stderr
+    );
     outputs.push(("rotate (json, trace)", out));
     verifiers.extend(verifier_parts(&s.server));
     for (user, password) in ROTATED {
@@ -303,15 +311,10 @@ fn process_command_line_and_environment_hold_no_secret() {
     // pgtenant waits for the advisory lock held here: it stays alive, with
     // everything read, while the test looks at it.
     let mut holder = LockHolder::take(&s.server);
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pgtenant"))
-        .env_clear()
+    let child = Pgtenant::bare()
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .args(["--log-level", "trace", "apply"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn pgtenant");
+        .spawn();
     wait_for_lock_waiters(&s.server, 1);
     let pid = child.id();
     let mut seen = 0;

@@ -1,9 +1,9 @@
-//! Runs the real `pgtenant` binary against a test server, with a clean
-//! environment: only what a test passes in reaches it.
+//! Users files, and the short forms of [`Pgtenant`] most tests use: run the
+//! real binary against a test server with a clean environment.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
+use super::pgtenant::Pgtenant;
 use super::server::PgServer;
 
 /// A users file in its own temporary directory.
@@ -35,35 +35,7 @@ impl UsersFile {
     }
 }
 
-/// The result of one run, with its streams as text.
-#[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Run {
-    fn from(output: Output) -> Self {
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
-    }
-
-    #[track_caller]
-    pub fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "unexpected exit code; {self:#?}");
-        self
-    }
-}
-
-pub fn binary() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("pgtenant").expect("binary is built");
-    cmd.env_clear();
-    cmd
-}
+pub use super::pgtenant::Run;
 
 /// `pgtenant ARGS` with the server's admin credentials in PG* variables and
 /// the users file in DBUSERS.
@@ -72,24 +44,14 @@ pub fn run(server: &PgServer, users: &Path, args: &[&str]) -> Run {
 }
 
 pub fn run_env(server: &PgServer, users: &Path, args: &[&str], extra: &[(&str, &str)]) -> Run {
-    let mut cmd = binary();
-    for (k, v) in server.admin_env() {
-        cmd.env(k, v);
-    }
-    cmd.env("DBUSERS", users);
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    cmd.args(args);
-    Run::from(cmd.output().expect("run pgtenant"))
+    Pgtenant::new(server)
+        .users(users)
+        .envs(extra.iter().copied())
+        .args(args)
+        .run()
 }
 
 /// Runs with exactly the given environment (no admin credentials added).
 pub fn run_raw(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = binary();
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.args(args);
-    Run::from(cmd.output().expect("run pgtenant"))
+    Pgtenant::bare().envs(env.iter().copied()).args(args).run()
 }
