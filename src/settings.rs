@@ -111,6 +111,10 @@ pub fn resolve(cli: Cli, env: Env) -> Settings {
             outputs: outputs(o, &env),
         }),
         Command::Wait { timeout } => CommandSettings::Wait { timeout },
+        // Need no connection settings; `run::run` answers them before this.
+        Command::Probe { .. } | Command::Completions { .. } => {
+            unreachable!("utility commands are handled before settings")
+        }
     };
     Settings {
         sources: Sources {

@@ -12,6 +12,7 @@ mod hostile;
 mod output;
 mod pgbouncer;
 mod privilege;
+mod probe;
 mod run;
 mod secrecy;
 mod support;
