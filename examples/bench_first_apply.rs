@@ -426,7 +426,7 @@ fn first_apply(args: &Args) {
             out,
             "| client | sessions | median | min – max | ÷ psql (medians) | ÷ psql (median of paired runs) |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
         for (i, c) in clients.iter().enumerate() {
             let m = median(times[i].clone());
             let (lo, hi) = min_max(&times[i]);

@@ -16,7 +16,7 @@ pub const DEFAULT_USERS_FILE: &str = "/run/secrets/postgres/db_users.secret";
 #[derive(Debug, Parser)]
 #[command(
     name = "pgtenant",
-    version,
+    version = crate::build_info::LONG_VERSION,
     about = "Provision the tenants of a shared PostgreSQL server: for each user:password \
              line a login role and a database <user>_db it owns, declaratively and idempotently.",
     after_help = "Connection: flags, then the libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD, \
@@ -270,6 +270,30 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
         timeout: Option<Duration>,
     },
+    /// GET an http:// URL: exit 0 on a 2xx answer, 1 otherwise (a health check
+    /// for images without curl, e.g. http://127.0.0.1:8080/readyz).
+    Probe {
+        /// The URL to GET: http://HOST[:PORT][/PATH].
+        url: String,
+        /// Give up after this long (500ms, 5s, 1m).
+        #[arg(long, value_name = "DURATION", default_value = "5s",
+              value_parser = crate::duration::parse_nonzero)]
+        timeout: Duration,
+    },
+    /// Print a completion script for a shell, generated from this command line.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+}
+
+/// The shells `pgtenant completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 /// `--port`: a usage error at parse time, like any other bad flag value. An

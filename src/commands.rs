@@ -5,7 +5,7 @@ use std::io::Write;
 
 use tracing::info;
 
-use crate::cli::{Cli, CredentialsFormat};
+use crate::cli::{Cli, Command, CredentialsFormat};
 use crate::error::Error;
 use crate::input::conninfo::Host;
 use crate::input::desired::Desired;
@@ -15,10 +15,24 @@ use crate::outputs::credentials::{self, Address, CredentialsError};
 use crate::outputs::{OutputSettings, Outputs};
 use crate::render::{self, Format};
 use crate::settings::{self, CommandSettings, CredentialsSettings, Settings};
-use crate::{exit, logging, reconcile, reconcile::status, sidecar::daemon, sidecar::wait};
+use crate::{
+    completions, exit, logging, reconcile, reconcile::status, sidecar::daemon, sidecar::probe,
+    sidecar::wait,
+};
 
 /// Runs one command to completion and returns the exit code it earned.
 pub fn run(cli: Cli, env: Env) -> Result<i32, Error> {
+    // Utility commands need no settings, no input and no server.
+    match &cli.command {
+        Command::Probe { url, timeout } => {
+            return Ok(runtime()?.block_on(probe::command(url, *timeout)));
+        }
+        Command::Completions { shell } => {
+            completions::write(*shell, &mut std::io::stdout().lock());
+            return Ok(exit::SUCCESS);
+        }
+        _ => {}
+    }
     logging::init(cli.global.log_format, cli.global.log_level);
     // Needs neither a server nor an input.
     if let crate::cli::Command::ConfigSchema = cli.command {

@@ -30,8 +30,11 @@
 //!   formats, `--bindings-dir`, PgBouncer's auth file (verifiers copied from
 //!   `pg_authid`) and its reload.
 //! - `sidecar`: `pgtenant run` and `pgtenant wait`; the loop's decisions are a
-//!   pure function (`sidecar::decide`); health, metrics, file watching.
-//! - At the top: the command line (`cli`, `settings`), the dispatch
+//!   pure function (`sidecar::decide`); health, metrics, file watching, and
+//!   `pgtenant probe` (the HTTP client of a healthcheck).
+//! - At the top: the command line (`cli`, `settings`), what the binary is
+//!   ([`build_info`], for `--version`), shell completions (`completions`),
+//!   the dispatch
 //!   ([`commands`], which with `main` alone picks exit codes), errors and
 //!   exit codes (`error`, [`exit`]), logging, rendering for people and JSON,
 //!   durations, and how messages are worded (`message`).
@@ -43,11 +46,13 @@
 //! | a role property    | `input/desired.rs`, its source in `input/`, `server/catalog.rs`, `reconcile/plan.rs`, `server/sql.rs`, `reconcile/apply.rs`, `render.rs` |
 //! | an input format    | a new file in `input/`, called from `input::load`; its files in `Input::watched` |
 //! | a SQL statement    | `server/sql.rs` (the text and its quoting), called from `reconcile/apply.rs` |
-//! | a metric           | `sidecar/metrics.rs`, recorded in `sidecar/daemon.rs` |
-//! | a command          | `cli.rs`, `settings.rs`, `commands.rs`, the help snapshot |
+//! | a metric           | `sidecar/metrics.rs`, recorded in `sidecar/daemon.rs`; `docs/monitoring.md` |
+//! | a command          | `cli.rs`, `settings.rs`, `commands.rs`, the help snapshot, `docs/reference.md` |
 
+pub mod build_info;
 pub mod cli;
 pub mod commands;
+pub(crate) mod completions;
 pub(crate) mod duration;
 pub(crate) mod error;
 pub mod exit;

@@ -1,7 +1,7 @@
 //! What `plan` and `status` print on stdout, as text for people or JSON for
 //! scripts. The JSON documents are a versioned contract: described by
 //! `docs/schema/plan.schema.json` and `docs/schema/status.schema.json`,
-//! documented in `docs/reference.md`, pinned by snapshot tests, and every one
+//! documented in `docs/json.md`, pinned by snapshot tests, and every one
 //! the test suite prints is validated against its schema.
 
 use serde::Serialize;

@@ -123,6 +123,10 @@ pub fn resolve(cli: Cli, env: Env) -> Settings {
         }),
         Command::Wait { timeout } => CommandSettings::Wait { timeout },
         Command::ConfigSchema => CommandSettings::ConfigSchema,
+        // Need no connection settings; `run::run` answers them before this.
+        Command::Probe { .. } | Command::Completions { .. } => {
+            unreachable!("utility commands are handled before settings")
+        }
     };
     Settings {
         sources: Sources {

@@ -888,9 +888,9 @@ fn the_documented_commands_work() {
     assert!(status.stdout.contains("OBJECT"), "{}", status.stdout);
     let docs = include_str!("../../docs/config.md");
     for line in [
-        "pgtenant --config examples/pgtenant.yaml --users examples/pgtenant.users plan",
-        "pgtenant --config examples/pgtenant.yaml --users examples/pgtenant.users apply",
-        "pgtenant --config examples/pgtenant.yaml --users examples/pgtenant.users status",
+        "pgtenant --config examples/pgtenant.yaml --users ~/pgtenant.users plan",
+        "pgtenant --config examples/pgtenant.yaml --users ~/pgtenant.users apply",
+        "pgtenant --config examples/pgtenant.yaml --users ~/pgtenant.users status",
         "pgtenant config-schema > pgtenant-config.schema.json",
     ] {
         assert!(

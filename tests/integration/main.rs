@@ -14,6 +14,7 @@ mod output;
 mod parallel;
 mod pgbouncer;
 mod privilege;
+mod probe;
 mod run;
 mod secrecy;
 mod support;

@@ -1,6 +1,6 @@
 //! A non-superuser admin: `LOGIN CREATEROLE CREATEDB` and nothing else
 //! (plus, on 14 and older, ownership of schema public in template1); see
-//! the README's "Running with a non-superuser admin". Runs on whatever
+//! docs/non-superuser-admin.md. Runs on whatever
 //! major `PGTENANT_TEST_PG` selects.
 
 use crate::support::cli::{run_env, Run, UsersFile};
