@@ -150,16 +150,7 @@ pub fn create_database(
     owner: &str,
     strategy: Option<crate::server::strategy::Strategy>,
 ) -> Statement {
-    let mut text = format!(
-        "CREATE DATABASE {} OWNER {}",
-        quote_ident(database),
-        quote_ident(owner)
-    );
-    if let Some(s) = strategy {
-        text.push_str(" STRATEGY = ");
-        text.push_str(s.keyword());
-    }
-    Statement::public(text)
+    create_database_with(database, owner, None, None, None, None, strategy)
 }
 
 pub fn alter_database_owner(database: &str, owner: &str) -> Statement {
