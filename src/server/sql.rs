@@ -418,6 +418,32 @@ mod tests {
     }
 
     #[test]
+    fn create_database_with_and_without_a_strategy() {
+        use crate::server::strategy::Strategy;
+        assert_eq!(
+            create_database("d", "o", None).text(),
+            r#"CREATE DATABASE "d" OWNER "o""#
+        );
+        assert_eq!(
+            create_database("d", "o", Some(Strategy::FileCopy)).text(),
+            r#"CREATE DATABASE "d" OWNER "o" STRATEGY = FILE_COPY"#
+        );
+        assert_eq!(
+            create_database_with(
+                "d",
+                "o",
+                Some("template0"),
+                None,
+                None,
+                None,
+                Some(Strategy::WalLog)
+            )
+            .text(),
+            r#"CREATE DATABASE "d" OWNER "o" TEMPLATE "template0" STRATEGY = WAL_LOG"#
+        );
+    }
+
+    #[test]
     fn config_statements() {
         assert_eq!(
             create_database_with(
