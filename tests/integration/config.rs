@@ -630,12 +630,22 @@ fn creation_time_options_that_differ_are_a_conflict_never_a_recreation() {
     );
     let plan = input.run(&server, &["plan"]);
     plan.assert_code(1);
-    insta::assert_snapshot!(plan.stdout, @r#"
-    ~ role "synapse": password (none set)
-    ~ database "synapse": revoke CONNECT, TEMPORARY from PUBLIC, connection limit 20 (was -1)
-    ! database "synapse" was created with encoding SQL_ASCII (config: UTF8); creation-time options are never changed (pgtenant does not re-create a database)
-    Plan: 0 to create, 2 to update.
-    "#);
+    // On 14 and older the tenant is also given schema public.
+    let schema_public = if server.major() <= 14 {
+        r#", schema public owner "synapse" (was "postgres"), revoke CREATE on schema public from PUBLIC"#
+    } else {
+        ""
+    };
+    assert_eq!(
+        plan.stdout,
+        format!(
+            r#"~ role "synapse": password (none set)
+~ database "synapse": revoke CONNECT, TEMPORARY from PUBLIC{schema_public}, connection limit 20 (was -1)
+! database "synapse" was created with encoding SQL_ASCII (config: UTF8); creation-time options are never changed (pgtenant does not re-create a database)
+Plan: 0 to create, 2 to update.
+"#
+        )
+    );
     let out = input.run(&server, &["apply"]);
     out.assert_code(1);
     // The rest was applied; the database and its data are still there.
