@@ -717,23 +717,11 @@ pub fn is_isolated(db: &ObservedDatabase, role: &str, schema_fix: bool) -> bool 
 mod tests {
     use super::*;
     use crate::input::desired::{Origin, Password};
-    use crate::reconcile::password::PasswordEncryption;
     use crate::server::catalog::{ObservedRole, SchemaState, ServerInfo};
     use std::collections::HashMap;
 
     fn server(version_num: u32) -> ServerInfo {
-        ServerInfo {
-            version_num,
-            password_encryption: PasswordEncryption::ScramSha256,
-            scram_iterations: None,
-            in_recovery: false,
-            admin: "postgres".into(),
-            admin_is_superuser: true,
-            admin_can_create_roles: true,
-            can_read_passwords: true,
-            has_pg_stat_statements: false,
-            fsync: true,
-        }
+        crate::testutil::server_info(version_num)
     }
 
     fn desired(roles: &[&str]) -> Desired {

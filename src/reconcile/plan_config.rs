@@ -740,18 +740,7 @@ mod tests {
     fn a_new_database_gets_everything_in_order() {
         let t = tenant();
         let observed = crate::server::catalog::Observed {
-            server: crate::server::catalog::ServerInfo {
-                version_num: 160000,
-                password_encryption: crate::reconcile::password::PasswordEncryption::ScramSha256,
-                scram_iterations: None,
-                in_recovery: false,
-                admin: "postgres".into(),
-                admin_is_superuser: true,
-                admin_can_create_roles: true,
-                can_read_passwords: true,
-                has_pg_stat_statements: false,
-                fsync: true,
-            },
+            server: crate::testutil::server_info(160000),
             roles: Default::default(),
             databases: Default::default(),
             available_extensions: Default::default(),

@@ -10,13 +10,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use crate::support::child::Sidecar;
+use crate::support::child::{eventually, Sidecar};
 use crate::support::cli::UsersFile;
 use crate::support::pgbouncer::{skip_on_matrix, PgBouncer, ADMIN_USER};
 use crate::support::pgtenant::Pgtenant;
 use crate::support::server::PgServer;
-
-const EVENTUALLY: Duration = Duration::from_secs(30);
 
 /// `pgtenant run ARGS` with the console's password file, through the
 /// suite's one builder.
@@ -47,18 +45,6 @@ fn sample(text: &str, series: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
         .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-}
-
-#[track_caller]
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + EVENTUALLY;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "not after {EVENTUALLY:?}: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 const TENANTS: &[(&str, &str)] = &[

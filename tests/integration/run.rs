@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::child::{Sidecar, EVENTUALLY};
+use crate::support::child::{eventually, Sidecar, EVENTUALLY};
 use crate::support::cli::run_raw;
 use crate::support::one;
 use crate::support::pgtenant::Pgtenant;
@@ -83,18 +83,6 @@ fn promtool(args: &[&str], input: &str) -> (i32, String) {
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code().unwrap_or(-1), text)
-}
-
-#[track_caller]
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + EVENTUALLY;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "not after {EVENTUALLY:?}: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
 }
 
 fn logs_in(server: &PgServer, user: &str, password: &str) -> bool {

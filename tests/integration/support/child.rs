@@ -16,6 +16,19 @@ use super::server::PgServer;
 /// How long a sidecar's log may take to show a line on a loaded machine.
 pub const EVENTUALLY: Duration = Duration::from_secs(30);
 
+/// Waits until `cond` holds, for at most [`EVENTUALLY`]; fails naming `what`.
+#[track_caller]
+pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + EVENTUALLY;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "not after {EVENTUALLY:?}: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
 /// The bound for stopping, with slack on CI's loaded machine.
 pub fn stop_bound() -> Duration {
     if std::env::var_os("CI").is_some() {
