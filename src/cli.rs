@@ -178,6 +178,12 @@ pub struct ApplyArgs {
         default_value = "auto"
     )]
     pub create_strategy: crate::server::strategy::StrategyChoice,
+
+    /// Tenants reconciled per pass: each pass reads, plans and applies this many, which bounds the memory of an apply that creates many (docs/performance.md)
+    #[arg(long, env = "PGTENANT_BATCH_SIZE", value_name = "N",
+          default_value_t = crate::reconcile::apply::DEFAULT_BATCH,
+          value_parser = parse_batch)]
+    pub batch_size: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -304,6 +310,15 @@ fn port_flag(value: &str) -> Result<String, String> {
         Ok(value.to_owned())
     } else {
         Err("expected a number from 1 to 65535".to_owned())
+    }
+}
+
+/// `--batch-size`: 1 to the users file's limit.
+fn parse_batch(s: &str) -> Result<usize, String> {
+    let max = crate::input::users_file::MAX_TENANTS;
+    match s.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a number from 1 to {max}")),
     }
 }
 

@@ -91,6 +91,7 @@ pub fn resolve(cli: Cli, env: Env) -> Settings {
         Command::Apply { apply, .. } | Command::Run { apply, .. } => ApplyOptions {
             jobs: apply.jobs,
             strategy: apply.create_strategy,
+            batch: apply.batch_size,
         },
         _ => ApplyOptions::default(),
     };

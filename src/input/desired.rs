@@ -6,6 +6,8 @@
 //! databases. Values here are already validated by [`crate::input::users_file`],
 //! [`crate::input::users_dir`] and [`crate::input::config`]; nothing here talks to a server.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -144,15 +146,54 @@ pub struct Desired {
 
 impl Desired {
     /// Every login role: tenants, then readers and writers.
-    pub fn roles(&self) -> Vec<String> {
-        self.logins().map(|(r, _)| r.to_owned()).collect()
+    pub fn roles(&self) -> Vec<&str> {
+        self.logins().map(|(r, _)| r).collect()
     }
     /// Every database of every tenant.
-    pub fn databases(&self) -> Vec<String> {
+    pub fn databases(&self) -> Vec<&str> {
         self.tenants
             .iter()
-            .flat_map(|t| t.databases.iter().map(|d| d.name.clone()))
+            .flat_map(|t| t.databases.iter().map(|d| d.name.as_str()))
             .collect()
+    }
+    /// The input in passes of at most `size` tenants (at least 1), each with
+    /// the readers and writers its tenants name; the first pass also takes
+    /// those that no tenant names. The whole input, borrowed, when it fits in
+    /// one pass. Each pass is made when it is reached, so that only one is
+    /// held at a time.
+    pub fn batches(&self, size: usize) -> impl Iterator<Item = Cow<'_, Desired>> + '_ {
+        let size = size.max(1);
+        let single = (self.tenants.len() <= size).then_some(Cow::Borrowed(self));
+        let named: HashSet<&str> = self
+            .tenants
+            .iter()
+            .flat_map(|t| t.members.iter().map(|(role, _)| role.as_str()))
+            .collect();
+        let passes = self
+            .tenants
+            .chunks(size)
+            .enumerate()
+            .filter(move |_| self.tenants.len() > size)
+            .map(move |(i, chunk)| {
+                let wanted: HashSet<&str> = chunk
+                    .iter()
+                    .flat_map(|t| t.members.iter().map(|(role, _)| role.as_str()))
+                    .collect();
+                let members = self
+                    .members
+                    .iter()
+                    .filter(|m| {
+                        wanted.contains(m.role.as_str())
+                            || (i == 0 && !named.contains(m.role.as_str()))
+                    })
+                    .cloned()
+                    .collect();
+                Cow::Owned(Desired {
+                    tenants: chunk.to_vec(),
+                    members,
+                })
+            });
+        single.into_iter().chain(passes)
     }
     /// (role, password) of every login role, tenants first.
     pub fn logins(&self) -> impl Iterator<Item = (&str, &Password)> + '_ {
@@ -179,5 +220,79 @@ impl Tenant {
                 .databases
                 .iter()
                 .any(|d| !d.extensions.is_empty() || !d.schemas.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> Origin {
+        Origin {
+            file: PathBuf::from("users"),
+            line: 1,
+        }
+    }
+
+    fn desired(tenants: usize, members: &[(&str, &[usize])]) -> Desired {
+        let mut d = Desired::default();
+        for i in 0..tenants {
+            d.tenants.push(Tenant::with_defaults(
+                format!("t{i}"),
+                Password::new("p"),
+                origin(),
+            ));
+        }
+        for (role, of) in members {
+            for &i in *of {
+                d.tenants[i].members.push(((*role).into(), Access::Reader));
+            }
+            d.members.push(Member {
+                role: (*role).into(),
+                password: Password::new("p"),
+                origin: origin(),
+            });
+        }
+        d
+    }
+
+    fn shape(d: &Desired, size: usize) -> Vec<(Vec<String>, Vec<String>)> {
+        d.batches(size)
+            .map(|b| {
+                (
+                    b.tenants.iter().map(|t| t.role.clone()).collect(),
+                    b.members.iter().map(|m| m.role.clone()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_input_that_fits_goes_whole_and_borrowed() {
+        let d = desired(3, &[("r", &[1])]);
+        let passes: Vec<_> = d.batches(3).collect();
+        assert_eq!(passes.len(), 1);
+        assert!(matches!(passes[0], Cow::Borrowed(_)));
+        assert_eq!(Desired::default().batches(500).count(), 1);
+    }
+
+    #[test]
+    fn passes_take_the_members_their_tenants_name() {
+        // r: named by t0 and t3; w: by t2; loose: by nobody.
+        let d = desired(5, &[("r", &[0, 3]), ("w", &[2]), ("loose", &[])]);
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            shape(&d, 2),
+            vec![
+                (s(&["t0", "t1"]), s(&["r", "loose"])),
+                (s(&["t2", "t3"]), s(&["r", "w"])),
+                (s(&["t4"]), s(&[])),
+            ]
+        );
+        // Every tenant exactly once, whatever the size; 0 counts as 1.
+        for size in [0, 1, 2, 4, 5, 9] {
+            let names: Vec<String> = shape(&d, size).into_iter().flat_map(|(t, _)| t).collect();
+            assert_eq!(names, s(&["t0", "t1", "t2", "t3", "t4"]), "size {size}");
+        }
     }
 }

@@ -227,7 +227,7 @@ pub fn parse(text: &str) -> Vec<(String, String)> {
 /// without a password are left out (PgBouncer could not log them in).
 pub async fn read_secrets(
     client: &Client,
-    roles: &[String],
+    roles: &[&str],
 ) -> Result<Vec<(String, String)>, PgbouncerError> {
     let readable: bool = client
         .query_one(

@@ -15,6 +15,7 @@ pub(crate) mod status;
 pub(crate) mod status_config;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -29,6 +30,13 @@ use crate::reconcile::password::PasswordCheck;
 use crate::reconcile::plan::{Options, Plan};
 use crate::server::catalog::{self, Observed, ServerInfo};
 use crate::server::db::{self, DbError};
+
+/// What one password check reads.
+struct CheckInput {
+    role: String,
+    stored: Option<Arc<str>>,
+    password: Password,
+}
 
 /// The result of checking every tenant's password.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,58 +57,67 @@ pub async fn check_passwords(
     cache: Option<&mut CheckCache>,
 ) -> Checks {
     let server = &observed.server;
-    let inputs: Vec<(String, Option<String>, Password)> = desired
+    // One copy of what the hashing threads read, shared with them: the
+    // verifiers themselves are shared with the observed state.
+    let inputs: Arc<[CheckInput]> = desired
         .logins()
-        .map(|(role, password)| {
-            let stored = observed.roles.get(role).and_then(|r| r.password.clone());
-            (role.to_owned(), stored, password.clone())
+        .map(|(role, password)| CheckInput {
+            role: role.to_owned(),
+            stored: observed.roles.get(role).and_then(|r| r.password.clone()),
+            password: password.clone(),
         })
         .collect();
-    let cached: Vec<bool> = inputs
-        .iter()
-        .map(|(role, stored, pw)| match (&cache, stored) {
-            (Some(c), Some(s)) => c.in_sync.contains(&CheckCache::key(role, s, pw.expose())),
-            _ => false,
+    let work: Vec<usize> = (0..inputs.len())
+        .filter(|&i| {
+            let input = &inputs[i];
+            match (&cache, &input.stored) {
+                (Some(c), Some(s)) => {
+                    !c.was_in_sync(&CheckCache::key(&input.role, s, input.password.expose()))
+                }
+                _ => true,
+            }
         })
         .collect();
-    let work: Vec<(usize, String, Option<String>, Password)> = inputs
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !cached[*i])
-        .map(|(i, (r, s, p))| (i, r.clone(), s.clone(), p.clone()))
-        .collect();
-    let readable = server.can_read_passwords;
-    let encryption = server.password_encryption;
-    let cap = password::max_checked_iterations(server.scram_iterations_or_default());
-    let results = tokio::task::spawn_blocking(move || {
-        crate::reconcile::parallel::map(&work, |(i, role, stored, pw)| {
-            let check = password::check(
-                stored.as_deref(),
-                readable,
-                role,
-                pw.expose(),
-                encryption,
-                cap,
-            );
-            (*i, check)
-        })
-    })
-    .await
-    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     let mut checks = vec![PasswordCheck::InSync; inputs.len()];
-    for (i, check) in results {
-        checks[i] = check;
+    // Nothing to hash (an idle resync, all in the cache): no thread at all.
+    if !work.is_empty() {
+        let readable = server.can_read_passwords;
+        let encryption = server.password_encryption;
+        let cap = password::max_checked_iterations(server.scram_iterations_or_default());
+        let shared = Arc::clone(&inputs);
+        let results = tokio::task::spawn_blocking(move || {
+            crate::reconcile::parallel::map(&work, |&i| {
+                let input = &shared[i];
+                let check = password::check(
+                    input.stored.as_deref(),
+                    readable,
+                    &input.role,
+                    input.password.expose(),
+                    encryption,
+                    cap,
+                );
+                (i, check)
+            })
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        for (i, check) in results {
+            checks[i] = check;
+        }
     }
     let mut overwritten = Vec::new();
-    // Keep exactly the pairs in sync now: the cache stays as large as the
-    // input however often passwords change.
+    // Keep exactly the pairs in sync now (over all the passes of an apply):
+    // the cache stays as large as the input however often passwords change.
     if let Some(c) = cache {
         let mut last = HashMap::with_capacity(inputs.len());
-        for ((role, stored, pw), check) in inputs.iter().zip(&checks) {
-            let Some(stored) = stored else { continue };
+        for (input, check) in inputs.iter().zip(&checks) {
+            let (role, pw) = (&input.role, &input.password);
+            let Some(stored) = input.stored.as_deref() else {
+                continue;
+            };
             let pw_digest = digest(&[role, pw.expose()]);
             let stored_digest = digest(&[role, stored]);
-            match c.last.get(role) {
+            match c.last_in_sync(role) {
                 Some((p, s)) if *p == pw_digest && *s != stored_digest && check.needs_set() => {
                     overwritten.push(role.clone());
                 }
@@ -110,17 +127,19 @@ pub async fn check_passwords(
                 last.insert(role.clone(), (pw_digest, stored_digest));
             }
         }
-        c.in_sync = inputs
-            .iter()
-            .zip(&checks)
-            .filter_map(|((role, stored, pw), check)| match (stored, check) {
-                (Some(stored), PasswordCheck::InSync) => {
-                    Some(CheckCache::key(role, stored, pw.expose()))
-                }
-                _ => None,
-            })
-            .collect();
-        c.last = last;
+        let in_sync =
+            inputs
+                .iter()
+                .zip(&checks)
+                .filter_map(|(input, check)| match (&input.stored, check) {
+                    (Some(stored), PasswordCheck::InSync) => Some(CheckCache::key(
+                        &input.role,
+                        stored,
+                        input.password.expose(),
+                    )),
+                    _ => None,
+                });
+        c.record(in_sync, last);
     }
     Checks {
         checks,
@@ -156,10 +175,14 @@ pub async fn observe(
     // the databases: one short connection per database that needs it.
     crate::server::catalog_inside::observe(client, settings, jobs, desired, &mut observed).await?;
     // The ownership rule holds for every database of every tenant.
-    let pairs: Vec<(String, String)> = desired
+    let pairs: Vec<(&str, &str)> = desired
         .tenants
         .iter()
-        .flat_map(|t| t.databases.iter().map(|d| (d.name.clone(), t.role.clone())))
+        .flat_map(|t| {
+            t.databases
+                .iter()
+                .map(|d| (d.name.as_str(), t.role.as_str()))
+        })
         .collect();
     catalog::observe_foreign_objects(client, settings, jobs, &mut observed, &pairs).await?;
     let checks = check_passwords(desired, &observed, cache).await;
@@ -271,6 +294,11 @@ impl Report {
 /// Reconciles once: lock, read, plan, apply. Holding the advisory lock from
 /// before the catalog is read until the end means that a concurrent run sees
 /// this run's result and plans nothing for it.
+///
+/// The tenants go in passes of `--batch-size` (see [`Desired::batches`]):
+/// each pass reads the catalog for its own tenants, plans and applies them,
+/// so that memory follows the size of a pass, not of the input; an input
+/// that fits in one pass goes as a whole.
 pub async fn apply(
     settings: &ConnSettings,
     desired: &Desired,
@@ -281,40 +309,151 @@ pub async fn apply(
     let started = Instant::now();
     let (client, server) = open(settings).await?;
     db::lock(&client).await?;
-    let (observed, checks) = observe(
-        &client,
-        settings,
-        server.clone(),
-        desired,
-        apply_options.jobs,
-        cache.as_deref_mut(),
-    )
-    .await?;
-    let plan = plan::plan(desired, &observed, &checks.checks, options);
-    let outcomes = apply::apply(
+    if let Some(c) = cache.as_deref_mut() {
+        c.start();
+    }
+    let passes = apply_passes(
         &client,
         settings,
         &server,
         desired,
-        &plan,
+        options,
         apply_options,
-        cache,
+        cache.as_deref_mut(),
     )
-    .await?;
-    let changed: HashSet<&str> = outcomes
-        .iter()
-        .filter(|o| matches!(o.outcome, Outcome::Created | Outcome::Updated))
-        .map(|o| o.tenant.as_str())
-        .collect();
-    let changes = plan
-        .changes
-        .iter()
-        .filter(|c| changed.contains(c.tenant.as_str()))
-        .count();
+    .await;
+    if let Some(c) = cache {
+        match passes {
+            Ok(_) => c.finish(),
+            Err(_) => c.abandon(),
+        }
+    }
+    let (outcomes, overwritten, changes) = passes?;
     Ok(Report {
         outcomes,
         elapsed: started.elapsed(),
-        overwritten: checks.overwritten,
+        overwritten,
         changes,
     })
+}
+
+/// The passes of [`apply`]: outcomes (one per role, in input order: a
+/// reader or writer that several passes include is reported once), roles
+/// whose password someone else changed, and the number of changes made.
+async fn apply_passes(
+    client: &Client,
+    settings: &ConnSettings,
+    server: &ServerInfo,
+    desired: &Desired,
+    options: Options,
+    apply_options: ApplyOptions,
+    mut cache: Option<&mut CheckCache>,
+) -> Result<(Vec<TenantOutcome>, Vec<String>, usize), DbError> {
+    let mut outcomes: Vec<TenantOutcome> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut overwritten: Vec<String> = Vec::new();
+    let mut changes = 0;
+    for part in desired.batches(apply_options.batch) {
+        let (observed, checks) = observe(
+            client,
+            settings,
+            server.clone(),
+            &part,
+            apply_options.jobs,
+            cache.as_deref_mut(),
+        )
+        .await?;
+        let plan = plan::plan(&part, &observed, &checks.checks, options);
+        // The catalog as read is not needed past the plan: give its memory
+        // back before the apply's sessions and statements take theirs.
+        drop(observed);
+        let part_outcomes = apply::apply(
+            client,
+            settings,
+            server,
+            &part,
+            &plan,
+            apply_options,
+            cache.as_deref_mut(),
+        )
+        .await?;
+        let changed: HashSet<&str> = part_outcomes
+            .iter()
+            .filter(|o| matches!(o.outcome, Outcome::Created | Outcome::Updated))
+            .map(|o| o.tenant.as_str())
+            .collect();
+        changes += plan
+            .changes
+            .iter()
+            .filter(|c| changed.contains(c.tenant.as_str()))
+            .count();
+        for role in checks.overwritten {
+            if !overwritten.contains(&role) {
+                overwritten.push(role);
+            }
+        }
+        for o in part_outcomes {
+            match seen.get(&o.tenant) {
+                Some(&i) => merge_outcome(&mut outcomes[i], o),
+                None => {
+                    seen.insert(o.tenant.clone(), outcomes.len());
+                    outcomes.push(o);
+                }
+            }
+        }
+    }
+    Ok((outcomes, overwritten, changes))
+}
+
+/// One role's outcomes from two passes: a failure or refusal stands (the
+/// first one), then a creation beats an update beats nothing.
+fn merge_outcome(into: &mut TenantOutcome, more: TenantOutcome) {
+    fn rank(o: &Outcome) -> u8 {
+        match o {
+            Outcome::Unchanged => 0,
+            Outcome::Updated => 1,
+            Outcome::Created => 2,
+            Outcome::Refused(_) | Outcome::Failed(_) => 3,
+        }
+    }
+    if rank(&more.outcome) > rank(&into.outcome) {
+        *into = more;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(outcome: Outcome) -> TenantOutcome {
+        TenantOutcome {
+            tenant: "reader".into(),
+            outcome,
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn a_role_in_two_passes_keeps_its_strongest_outcome() {
+        let cases = [
+            (Outcome::Created, Outcome::Unchanged, Outcome::Created),
+            (Outcome::Unchanged, Outcome::Updated, Outcome::Updated),
+            (Outcome::Updated, Outcome::Created, Outcome::Created),
+            (
+                Outcome::Failed("a".into()),
+                Outcome::Failed("b".into()),
+                Outcome::Failed("a".into()),
+            ),
+            (
+                Outcome::Created,
+                Outcome::Refused("r".into()),
+                Outcome::Refused("r".into()),
+            ),
+        ];
+        for (first, second, merged) in cases {
+            let mut o = outcome(first);
+            merge_outcome(&mut o, outcome(second));
+            assert_eq!(o.outcome, merged);
+        }
+    }
 }

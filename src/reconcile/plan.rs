@@ -59,7 +59,15 @@ pub enum Step {
         revoke_create: bool,
     },
     /// What the config file adds (see [`crate::reconcile::plan_config`]).
-    Config(crate::reconcile::plan_config::ConfigStep),
+    /// Boxed: the largest variant by far, and most plans have none, while
+    /// every step of a first apply of N tenants would pay for its size.
+    Config(Box<crate::reconcile::plan_config::ConfigStep>),
+}
+
+impl Step {
+    pub(crate) fn config(step: crate::reconcile::plan_config::ConfigStep) -> Step {
+        Step::Config(Box::new(step))
+    }
 }
 
 /// One changed object, as people and scripts read it.
@@ -169,7 +177,7 @@ pub fn plan(
             {
                 Some(change) => {
                     change.attributes.push(attribute);
-                    change.steps.push(Step::Config(step));
+                    change.steps.push(Step::config(step));
                 }
                 None => plan.changes.push(Change {
                     tenant: tenant.role.clone(),
@@ -178,7 +186,7 @@ pub fn plan(
                     database: None,
                     action: Action::Update,
                     attributes: vec![attribute],
-                    steps: vec![Step::Config(step)],
+                    steps: vec![Step::config(step)],
                 }),
             }
         }
@@ -217,7 +225,7 @@ fn add_config(
                 Action::Update
             },
             attributes: item.attributes,
-            steps: item.steps.into_iter().map(Step::Config).collect(),
+            steps: item.steps.into_iter().map(Step::config).collect(),
         });
     }
     plan.conflicts.extend(conflicts);
@@ -504,7 +512,7 @@ fn plan_database(
             vec![
                 match crate::reconcile::plan_config::create_database(tenant, spec, &mut attributes)
                 {
-                    Some(step) => Step::Config(step),
+                    Some(step) => Step::config(step),
                     None => Step::CreateDatabase {
                         database: database.clone(),
                         owner: role.clone(),
@@ -554,7 +562,7 @@ fn plan_database(
             &mut attributes,
             &mut config_steps,
         );
-        steps.extend(config_steps.into_iter().map(Step::Config));
+        steps.extend(config_steps.into_iter().map(Step::config));
         plan.changes.push(Change {
             tenant: role.clone(),
             object: Object::Database,
@@ -635,7 +643,7 @@ fn plan_database(
         &mut attributes,
         &mut config_steps,
     );
-    steps.extend(config_steps.into_iter().map(Step::Config));
+    steps.extend(config_steps.into_iter().map(Step::config));
     if !steps.is_empty() {
         plan.changes.push(Change {
             tenant: role.clone(),
@@ -773,9 +781,11 @@ mod tests {
             foreign_objects: (owner != name.trim_end_matches("_db"))
                 .then_some(ForeignObjects::None),
             public_schema: None,
-            encoding: "UTF8".into(),
-            collate: "C".into(),
-            ctype: "C".into(),
+            locale: std::sync::Arc::new(crate::server::catalog::DbLocale {
+                encoding: "UTF8".into(),
+                collate: "C".into(),
+                ctype: "C".into(),
+            }),
             connect: Vec::new(),
             inside: None,
         }
@@ -784,11 +794,8 @@ mod tests {
     fn observed(version: u32, roles: Vec<ObservedRole>, dbs: Vec<ObservedDatabase>) -> Observed {
         Observed {
             server: server(version),
-            roles: roles.into_iter().map(|r| (r.name.clone(), r)).collect(),
-            databases: dbs
-                .into_iter()
-                .map(|d| (d.name.clone(), d))
-                .collect::<HashMap<_, _>>(),
+            roles: roles.into_iter().collect(),
+            databases: dbs.into_iter().collect(),
             available_extensions: HashMap::new(),
         }
     }
@@ -1099,8 +1106,8 @@ mod tests {
         fine.admin_may_alter = false;
         let o = Observed {
             server: server_info,
-            roles: [("old".to_owned(), old), ("fine".to_owned(), fine)].into(),
-            databases: HashMap::new(),
+            roles: [old, fine].into_iter().collect(),
+            databases: Default::default(),
             available_extensions: HashMap::new(),
         };
         let p = plan(
@@ -1152,7 +1159,7 @@ mod tests {
         for step in plan.changes.iter().flat_map(|c| &c.steps) {
             match step {
                 Step::CreateRole { role: name } => {
-                    observed.roles.insert(name.clone(), role(name));
+                    observed.roles.insert(role(name));
                 }
                 Step::AlterRole {
                     role,
@@ -1190,7 +1197,7 @@ mod tests {
                         owner: "postgres".into(),
                         public_create: true,
                     });
-                    observed.databases.insert(name.clone(), db);
+                    observed.databases.insert(db);
                 }
                 Step::AlterDatabaseOwner { database, owner } => {
                     observed.databases.get_mut(database).unwrap().owner = owner.clone();

@@ -380,15 +380,18 @@ pub fn database_extras(
     }
     let mut differs = Vec::new();
     if let Some(e) = &spec.encoding {
-        if !same_encoding(e, &existing.encoding) {
-            differs.push(format!("encoding {} (config: {e})", existing.encoding));
+        if !same_encoding(e, &existing.locale.encoding) {
+            differs.push(format!(
+                "encoding {} (config: {e})",
+                existing.locale.encoding
+            ));
         }
     }
     if let Some(l) = &spec.locale {
-        if existing.collate != *l || existing.ctype != *l {
+        if existing.locale.collate != *l || existing.locale.ctype != *l {
             differs.push(format!(
                 "LC_COLLATE {} and LC_CTYPE {} (config: locale {l})",
-                existing.collate, existing.ctype
+                existing.locale.collate, existing.locale.ctype
             ));
         }
     }

@@ -7,10 +7,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
-use tokio_postgres::Client;
+use futures_util::TryStreamExt;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row};
 
 use crate::reconcile::password::PasswordEncryption;
+use crate::server::by_name::{ByName, Named};
 use crate::server::db::{self, DbError};
 use crate::server::pool;
 
@@ -81,7 +85,8 @@ pub struct ObservedRole {
     pub admin_may_alter: bool,
     /// The stored secret (`SCRAM-SHA-256$...` or `md5...`), when the admin can
     /// read it. A secret: never printed.
-    pub password: Option<String>,
+    /// Shared with the password checks, which run on other threads.
+    pub password: Option<Arc<str>>,
     /// `ALTER ROLE ... SET` settings for all databases, as `name=value`.
     pub settings: Vec<String>,
 }
@@ -124,15 +129,22 @@ pub struct ObservedDatabase {
     /// the fix (14 and older) and the database exists. `None` otherwise, or
     /// when the schema was dropped.
     pub public_schema: Option<SchemaState>,
-    /// `pg_encoding_to_char(encoding)`, `datcollate`, `datctype`.
-    pub encoding: String,
-    pub collate: String,
-    pub ctype: String,
+    /// Shared by every database with the same one (nearly all of them).
+    pub locale: Arc<DbLocale>,
     /// Roles granted CONNECT on it explicitly (PUBLIC excluded).
     pub connect: Vec<String>,
     /// The state inside it that the config asks for: read only for the
     /// databases of tenants with extensions, schemas, readers or writers.
-    pub inside: Option<Inside>,
+    /// Boxed: most databases have none, and the state is kept for each.
+    pub inside: Option<Box<Inside>>,
+}
+
+/// `pg_encoding_to_char(encoding)`, `datcollate`, `datctype` of a database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbLocale {
+    pub encoding: String,
+    pub collate: String,
+    pub ctype: String,
 }
 
 /// What a look inside a database found about objects that are not the
@@ -161,8 +173,8 @@ pub struct SchemaState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
     pub server: ServerInfo,
-    pub roles: HashMap<String, ObservedRole>,
-    pub databases: HashMap<String, ObservedDatabase>,
+    pub roles: ByName<ObservedRole>,
+    pub databases: ByName<ObservedDatabase>,
     /// Extension name -> the versions the server can install, for the
     /// extensions the input names (none read without any).
     pub available_extensions: HashMap<String, Vec<String>>,
@@ -238,7 +250,8 @@ SELECT a.rolname::pg_catalog.text, a.rolcanlogin, a.rolsuper, a.rolreplication, 
                   WHERE s.setrole OPERATOR(pg_catalog.=) a.oid AND s.setdatabase OPERATOR(pg_catalog.=) 0),
                 '{}')::pg_catalog.text[]
   FROM __TABLE__ a
- WHERE a.rolname::pg_catalog.text OPERATOR(pg_catalog.=) ANY($1::pg_catalog.text[])";
+ WHERE a.rolname::pg_catalog.text OPERATOR(pg_catalog.=) ANY($1::pg_catalog.text[])
+ ORDER BY a.rolname::pg_catalog.text COLLATE \"C\"";
 
 // PUBLIC is grantee 0 in aclexplode; a NULL ACL means the built-in default,
 // which gives PUBLIC CONNECT and TEMPORARY.
@@ -258,7 +271,8 @@ SELECT d.datname::pg_catalog.text, o.rolname::pg_catalog.text,
               ORDER BY 1)
   FROM pg_catalog.pg_database d
   JOIN pg_catalog.pg_roles o ON o.oid OPERATOR(pg_catalog.=) d.datdba
- WHERE d.datname::pg_catalog.text OPERATOR(pg_catalog.=) ANY($1::pg_catalog.text[])";
+ WHERE d.datname::pg_catalog.text OPERATOR(pg_catalog.=) ANY($1::pg_catalog.text[])
+ ORDER BY d.datname::pg_catalog.text COLLATE \"C\"";
 
 const PUBLIC_SCHEMA: &str = "\
 SELECT o.rolname::pg_catalog.text,
@@ -272,8 +286,8 @@ SELECT o.rolname::pg_catalog.text,
 pub async fn observe(
     client: &Client,
     server: ServerInfo,
-    roles: &[String],
-    databases: &[String],
+    roles: &[&str],
+    databases: &[&str],
 ) -> Result<Observed, DbError> {
     let (table, password) = if server.can_read_passwords {
         ("pg_catalog.pg_authid", "a.rolpassword")
@@ -290,17 +304,16 @@ pub async fn observe(
         server.admin_is_superuser || (server.admin_can_create_roles && server.major() < 16);
     let needs_admin_option =
         !server.admin_is_superuser && server.admin_can_create_roles && server.major() >= 16;
-    let role_rows = client
-        .query(
-            &role_query,
-            &[&roles, &TENANT_MARKER, &may_alter_all, &needs_admin_option],
-        )
-        .await
-        .map_err(|e| DbError::query("read roles", e))?;
-    let roles = role_rows
-        .into_iter()
-        .map(|row| {
-            let role = ObservedRole {
+    // Rows are turned into state as they arrive, not buffered first: at
+    // 1,000 tenants the buffered rows were a large part of a run's heap.
+    let mut observed_roles = Vec::with_capacity(roles.len());
+    for_each_row(
+        client,
+        &role_query,
+        &[&roles, &TENANT_MARKER, &may_alter_all, &needs_admin_option],
+        "read roles",
+        |row| {
+            observed_roles.push(ObservedRole {
                 name: row.get(0),
                 can_login: row.get(1),
                 superuser: row.get(2),
@@ -312,43 +325,91 @@ pub async fn observe(
                 expired: row.get(8),
                 connection_limit: row.get(9),
                 admin_may_alter: row.get(10),
-                password: row.get(11),
+                password: row.get::<_, Option<&str>>(11).map(Arc::from),
                 settings: row.get(12),
-            };
-            (role.name.clone(), role)
+            })
+        },
+    )
+    .await?;
+    let mut observed_databases = Vec::with_capacity(databases.len());
+    let mut locales: Vec<Arc<DbLocale>> = Vec::new();
+    for_each_row(client, DATABASES, &[&databases], "read databases", |row| {
+        let (encoding, collate, ctype): (&str, &str, &str) = (row.get(6), row.get(7), row.get(8));
+        let locale = match locales
+            .iter()
+            .find(|l| l.encoding == encoding && l.collate == collate && l.ctype == ctype)
+        {
+            Some(l) => l.clone(),
+            // A server has a handful of distinct ones; a tenant's choice
+            // (config `locale:`) adds one at most.
+            None => {
+                let l = Arc::new(DbLocale {
+                    encoding: encoding.into(),
+                    collate: collate.into(),
+                    ctype: ctype.into(),
+                });
+                locales.push(l.clone());
+                l
+            }
+        };
+        observed_databases.push(ObservedDatabase {
+            name: row.get(0),
+            owner: row.get(1),
+            public_connect: row.get(2),
+            public_temporary: row.get(3),
+            allow_connections: row.get(4),
+            connection_limit: row.get(5),
+            foreign_objects: None,
+            public_schema: None,
+            locale,
+            connect: row.get(9),
+            inside: None,
         })
-        .collect();
-    let db_rows = client
-        .query(DATABASES, &[&databases])
-        .await
-        .map_err(|e| DbError::query("read databases", e))?;
-    let databases = db_rows
-        .into_iter()
-        .map(|row| {
-            let db = ObservedDatabase {
-                name: row.get(0),
-                owner: row.get(1),
-                public_connect: row.get(2),
-                public_temporary: row.get(3),
-                allow_connections: row.get(4),
-                connection_limit: row.get(5),
-                foreign_objects: None,
-                public_schema: None,
-                encoding: row.get(6),
-                collate: row.get(7),
-                ctype: row.get(8),
-                connect: row.get(9),
-                inside: None,
-            };
-            (db.name.clone(), db)
-        })
-        .collect();
+    })
+    .await?;
+    // Sized for every name asked about; give back the room of those that do
+    // not exist yet (all of them, on a first apply).
+    observed_roles.shrink_to_fit();
+    observed_databases.shrink_to_fit();
+    let roles = observed_roles.into_iter().collect();
+    let databases = observed_databases.into_iter().collect();
     Ok(Observed {
         server,
         roles,
         databases,
         available_extensions: HashMap::new(),
     })
+}
+
+/// Runs `query` and hands each row to `each` as it arrives.
+async fn for_each_row(
+    client: &Client,
+    query: &str,
+    params: &[&(dyn ToSql + Sync)],
+    what: &'static str,
+    mut each: impl FnMut(Row),
+) -> Result<(), DbError> {
+    let rows = client
+        .query_raw(query, params.iter().copied())
+        .await
+        .map_err(|e| DbError::query(what, e))?;
+    let mut rows = std::pin::pin!(rows);
+    while let Some(row) = rows.try_next().await.map_err(|e| DbError::query(what, e))? {
+        each(row);
+    }
+    Ok(())
+}
+
+impl Named for ObservedRole {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Named for ObservedDatabase {
+    fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 /// Reads schema `public` of one database over a short connection into it.
@@ -442,12 +503,12 @@ pub async fn observe_foreign_objects(
     settings: &crate::input::conninfo::ConnSettings,
     jobs: usize,
     observed: &mut Observed,
-    tenant_databases: &[(String, String)],
+    tenant_databases: &[(&str, &str)],
 ) -> Result<(), DbError> {
     let owners: HashMap<String, String> = tenant_databases
         .iter()
         .filter(|(db, role)| observed.databases.get(db).is_some_and(|d| d.owner != *role))
-        .map(|(db, role)| (db.clone(), role.clone()))
+        .map(|&(db, role)| (db.to_owned(), role.to_owned()))
         .collect();
     if owners.is_empty() {
         return Ok(());

@@ -279,7 +279,7 @@ pub async fn observe(
         let (public, inside) = result?;
         if let Some(db) = observed.databases.get_mut(&name) {
             db.public_schema = public;
-            db.inside = inside;
+            db.inside = inside.map(Box::new);
         }
     }
     Ok(())

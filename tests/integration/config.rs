@@ -269,6 +269,53 @@ fn example_applies_then_a_second_run_changes_nothing() {
         .any(|o| o["object"] == "grant" && o["name"] == "grafana"));
 }
 
+/// `--batch-size 1`: each tenant goes in its own pass, with the readers and
+/// writers it names (grafana, made a reader of two tenants here, comes in two
+/// passes).
+/// The result is the one a single pass gives: the whole plan is empty after
+/// it, every role is reported once, and a second batched run changes nothing.
+#[test]
+fn passes_of_one_tenant_converge_as_one_pass_does() {
+    let server = PgServer::start();
+    let synapse = "      - {name: synapse, template: template0, encoding: UTF8, locale: C}\n";
+    assert!(EXAMPLE.contains(synapse));
+    let config = EXAMPLE.replace(synapse, &format!("{synapse}    readers: [grafana]\n"));
+    let input = Input::new(&config, EXAMPLE_USERS);
+    let first = input.run(&server, &["apply", "--batch-size", "1"]);
+    first.assert_code(0);
+    assert!(
+        first
+            .stderr
+            .contains("6 tenants: 6 created, 0 updated, 0 unchanged"),
+        "{}",
+        first.stderr
+    );
+    let plan = input.run(&server, &["plan", "--exit-code"]);
+    plan.assert_code(0);
+    assert_eq!(plan.stdout, "No changes: 4 tenants in sync.\n");
+    for db in ["gitlabhq_production", "synapse"] {
+        server.try_connect("grafana", pw("grafana"), db).unwrap();
+    }
+    let before = catalog(&server);
+    let again = input.run(&server, &["apply", "--batch-size", "1"]);
+    again.assert_code(0);
+    assert!(
+        again
+            .stderr
+            .contains("6 tenants: 0 created, 0 updated, 6 unchanged"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        catalog(&server),
+        before,
+        "a second apply changed the catalog"
+    );
+    input
+        .run(&server, &["apply", "--batch-size", "0"])
+        .assert_code(2);
+}
+
 #[test]
 fn readers_read_writers_write_and_neither_reaches_further() {
     let server = PgServer::start();
