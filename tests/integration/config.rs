@@ -108,6 +108,26 @@ fn catalog(server: &PgServer) -> String {
     out
 }
 
+/// Runs `ARGS` (an apply) again: every one of `roles` is reported
+/// unchanged, and the catalog is left byte for byte as it was.
+fn assert_second_apply_changes_nothing(
+    input: &Input,
+    server: &PgServer,
+    args: &[&str],
+    roles: usize,
+) {
+    let before = catalog(server);
+    let again = input.run(server, args);
+    again.assert_code(0);
+    let summary = format!("{roles} tenants: 0 created, 0 updated, {roles} unchanged");
+    assert!(again.stderr.contains(&summary), "{}", again.stderr);
+    assert_eq!(
+        catalog(server),
+        before,
+        "a second apply changed the catalog"
+    );
+}
+
 fn pw(user: &str) -> &'static str {
     EXAMPLE_USERS
         .lines()
@@ -208,24 +228,10 @@ fn example_applies_then_a_second_run_changes_nothing() {
         .try_connect("grafana", pw("grafana"), "gitlabhq_production")
         .unwrap();
 
-    let before = catalog(&server);
     let plan = input.run(&server, &["plan", "--exit-code"]);
     plan.assert_code(0);
     assert_eq!(plan.stdout, "No changes: 4 tenants in sync.\n");
-    let again = input.run(&server, &["apply"]);
-    again.assert_code(0);
-    assert!(
-        again
-            .stderr
-            .contains("6 tenants: 0 created, 0 updated, 6 unchanged"),
-        "{}",
-        again.stderr
-    );
-    assert_eq!(
-        catalog(&server),
-        before,
-        "a second apply changed the catalog"
-    );
+    assert_second_apply_changes_nothing(&input, &server, &["apply"], 6);
 
     let status = input.run(&server, &["status"]);
     status.assert_code(0);
@@ -296,21 +302,7 @@ fn passes_of_one_tenant_converge_as_one_pass_does() {
     for db in ["gitlabhq_production", "synapse"] {
         server.try_connect("grafana", pw("grafana"), db).unwrap();
     }
-    let before = catalog(&server);
-    let again = input.run(&server, &["apply", "--batch-size", "1"]);
-    again.assert_code(0);
-    assert!(
-        again
-            .stderr
-            .contains("6 tenants: 0 created, 0 updated, 6 unchanged"),
-        "{}",
-        again.stderr
-    );
-    assert_eq!(
-        catalog(&server),
-        before,
-        "a second apply changed the catalog"
-    );
+    assert_second_apply_changes_nothing(&input, &server, &["apply", "--batch-size", "1"], 6);
     input
         .run(&server, &["apply", "--batch-size", "0"])
         .assert_code(2);
