@@ -315,16 +315,15 @@ fn port_flag(value: &str) -> Result<String, String> {
 
 /// `--batch-size`: 1 to the users file's limit.
 fn parse_batch(s: &str) -> Result<usize, String> {
-    let max = crate::input::users_file::MAX_TENANTS;
-    match s.parse::<usize>() {
-        Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(format!("expected a number from 1 to {max}")),
-    }
+    one_to(s, crate::input::users_file::MAX_TENANTS)
 }
 
 /// `--jobs`: 1 to [`crate::server::pool::MAX_JOBS`].
 fn parse_jobs(s: &str) -> Result<usize, String> {
-    let max = crate::server::pool::MAX_JOBS;
+    one_to(s, crate::server::pool::MAX_JOBS)
+}
+
+fn one_to(s: &str, max: usize) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(format!("expected a number from 1 to {max}")),

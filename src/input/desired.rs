@@ -163,17 +163,22 @@ impl Desired {
     /// held at a time.
     pub fn batches(&self, size: usize) -> impl Iterator<Item = Cow<'_, Desired>> + '_ {
         let size = size.max(1);
-        let single = (self.tenants.len() <= size).then_some(Cow::Borrowed(self));
-        let named: HashSet<&str> = self
-            .tenants
-            .iter()
-            .flat_map(|t| t.members.iter().map(|(role, _)| role.as_str()))
-            .collect();
+        let several = self.tenants.len() > size;
+        let single = (!several).then_some(Cow::Borrowed(self));
+        // Readers and writers some tenant names; only needed for passes.
+        let named: HashSet<&str> = if several {
+            self.tenants
+                .iter()
+                .flat_map(|t| t.members.iter().map(|(role, _)| role.as_str()))
+                .collect()
+        } else {
+            HashSet::new()
+        };
         let passes = self
             .tenants
             .chunks(size)
             .enumerate()
-            .filter(move |_| self.tenants.len() > size)
+            .filter(move |_| several)
             .map(move |(i, chunk)| {
                 let wanted: HashSet<&str> = chunk
                     .iter()

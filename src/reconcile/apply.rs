@@ -32,6 +32,17 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Which of two outcomes of one role stands: a failure or refusal (the
+    /// first one, on a tie), then a creation, then an update, then nothing.
+    pub(crate) fn precedence(&self) -> u8 {
+        match self {
+            Outcome::Unchanged => 0,
+            Outcome::Updated => 1,
+            Outcome::Created => 2,
+            Outcome::Refused(_) | Outcome::Failed(_) => 3,
+        }
+    }
+
     pub fn is_ok(&self) -> bool {
         matches!(
             self,
@@ -273,17 +284,17 @@ fn record(
     results: Vec<ChangeResult>,
 ) {
     for r in results {
-        let outcome = &mut outcomes[r.tenant];
-        *outcome = match (r.failed, r.action, &*outcome) {
-            (_, _, Outcome::Failed(_)) => continue,
-            (Some((why, kind)), _, _) => {
-                failures[r.tenant] = Some(kind);
-                Outcome::Failed(why)
-            }
-            (None, Action::Create, _) => Outcome::Created,
-            (None, Action::Update, Outcome::Unchanged) => Outcome::Updated,
-            (None, _, other) => other.clone(),
+        let (new, kind) = match (r.failed, r.action) {
+            (Some((why, kind)), _) => (Outcome::Failed(why), Some(kind)),
+            (None, Action::Create) => (Outcome::Created, None),
+            (None, Action::Update) => (Outcome::Updated, None),
         };
+        if new.precedence() > outcomes[r.tenant].precedence() {
+            outcomes[r.tenant] = new;
+            if kind.is_some() {
+                failures[r.tenant] = kind;
+            }
+        }
     }
 }
 

@@ -405,18 +405,10 @@ async fn apply_passes(
     Ok((outcomes, overwritten, changes))
 }
 
-/// One role's outcomes from two passes: a failure or refusal stands (the
-/// first one), then a creation beats an update beats nothing.
+/// One role's outcomes from two passes, by [`Outcome::precedence`], as
+/// the phases of one pass fold theirs.
 fn merge_outcome(into: &mut TenantOutcome, more: TenantOutcome) {
-    fn rank(o: &Outcome) -> u8 {
-        match o {
-            Outcome::Unchanged => 0,
-            Outcome::Updated => 1,
-            Outcome::Created => 2,
-            Outcome::Refused(_) | Outcome::Failed(_) => 3,
-        }
-    }
-    if rank(&more.outcome) > rank(&into.outcome) {
+    if more.outcome.precedence() > into.outcome.precedence() {
         *into = more;
     }
 }
